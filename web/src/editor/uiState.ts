@@ -1,0 +1,76 @@
+// Editor chrome state: notifications, the node search box, which side panel is open.
+import type { XYPosition } from "@xyflow/react";
+import type { SearchFilter } from "../catalog";
+import { createStore } from "../store";
+
+export type ToastKind = "info" | "error" | "success";
+
+export interface Toast {
+  id: number;
+  kind: ToastKind;
+  text: string;
+}
+
+/** A connection dropped on empty canvas, to be linked to the node the user picks. */
+export interface DanglingConnection {
+  nodeId: string;
+  handleId: string;
+  handleType: "source" | "target";
+  type: string;
+}
+
+export interface SearchBox {
+  /** Where the box appears, in screen pixels. */
+  screen: XYPosition;
+  /** Where the chosen node goes, in flow coordinates. */
+  flow: XYPosition;
+  filter?: SearchFilter;
+  dangling?: DanglingConnection;
+}
+
+export type SidePanel = "queue" | "library" | null;
+
+interface UiState {
+  toasts: Toast[];
+  search: SearchBox | null;
+  panel: SidePanel;
+  paletteOpen: boolean;
+  /** An image shown full size over the editor. */
+  lightbox: string | null;
+}
+
+export const uiStore = createStore<UiState>({
+  toasts: [],
+  search: null,
+  panel: "queue",
+  paletteOpen: true,
+  lightbox: null,
+});
+
+let nextToastId = 1;
+
+export function toast(kind: ToastKind, text: string, ms = kind === "error" ? 8000 : 3500): void {
+  const id = nextToastId++;
+  uiStore.set((s) => ({ toasts: [...s.toasts.slice(-4), { id, kind, text }] }));
+  window.setTimeout(() => dismissToast(id), ms);
+}
+
+export function dismissToast(id: number): void {
+  uiStore.set((s) => ({ toasts: s.toasts.filter((t) => t.id !== id) }));
+}
+
+export function openSearch(search: SearchBox): void {
+  uiStore.set({ search });
+}
+
+export function closeSearch(): void {
+  uiStore.set({ search: null });
+}
+
+export function togglePanel(panel: Exclude<SidePanel, null>): void {
+  uiStore.set((s) => ({ panel: s.panel === panel ? null : panel }));
+}
+
+export function showLightbox(url: string | null): void {
+  uiStore.set({ lightbox: url });
+}

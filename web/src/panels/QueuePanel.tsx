@@ -1,0 +1,121 @@
+// The queue: the running job with its progress, pending jobs (cancel, clear) and recent history.
+import { useEffect } from "react";
+import { mediaUrl } from "../api";
+import { cancelJob, clearQueue, interrupt } from "../editor/run";
+import { refreshHistory, refreshQueue, runStore } from "../editor/runState";
+import { showLightbox } from "../editor/uiState";
+import { openWorkflow } from "../editor/workflowIO";
+import { useStore } from "../store";
+import type { Job } from "../types";
+
+function shortId(id: string): string {
+  return id.length > 8 ? id.slice(0, 8) : id;
+}
+
+function time(value: Job["created"]): string {
+  if (value === null || value === undefined) return "";
+  const date = typeof value === "number" ? new Date(value < 1e12 ? value * 1000 : value) : new Date(value);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString();
+}
+
+function RunningJob({ job }: { job: Job }) {
+  const progress = useStore(runStore, (s) => s.progress);
+  const executing = useStore(runStore, (s) => s.executing);
+  const current = executing ? progress[executing] : undefined;
+  return (
+    <div className="job running" data-testid="queue-running" data-job-id={job.job_id}>
+      <div className="job-line">
+        <span className="job-status running">running</span>
+        <span className="job-id">{shortId(job.job_id)}</span>
+        {executing && <span className="job-node">node #{executing}</span>}
+        <button type="button" className="small danger" onClick={() => void interrupt()}>
+          interrupt
+        </button>
+      </div>
+      {current && (
+        <div className="node-progress wide">
+          <div style={{ width: `${Math.round((100 * current.step) / Math.max(current.total, 1))}%` }} />
+        </div>
+      )}
+    </div>
+  );
+}
+
+function HistoryJob({ job }: { job: Job }) {
+  const images = job.images ?? [];
+  return (
+    <div className="job" data-testid="history-job" data-job-id={job.job_id}>
+      <div className="job-line">
+        <span className={`job-status ${job.status}`}>{job.status}</span>
+        <span className="job-id">{shortId(job.job_id)}</span>
+        <span className="job-time">{time(job.finished ?? job.created)}</span>
+        {job.workflow && (
+          <button
+            type="button"
+            className="small"
+            title="Open the workflow of this job"
+            onClick={() => job.workflow && openWorkflow(job.workflow, { name: `job-${shortId(job.job_id)}` })}
+          >
+            load
+          </button>
+        )}
+      </div>
+      {job.errors?.length ? <div className="job-error">{job.errors[0].message}</div> : null}
+      {images.length > 0 && (
+        <div className="job-images">
+          {images.slice(0, 8).map((image) => (
+            <img key={image.id} src={mediaUrl(image.url)} alt="" onClick={() => showLightbox(mediaUrl(image.url))} />
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+export function QueuePanel() {
+  const queue = useStore(runStore, (s) => s.queue);
+  const history = useStore(runStore, (s) => s.history);
+  useEffect(() => {
+    void refreshQueue();
+    void refreshHistory();
+  }, []);
+  return (
+    <aside className="side-panel" data-testid="queue-panel">
+      <div className="panel-title">
+        Queue
+        <span className="count" data-testid="queue-count">
+          {(queue.running ? 1 : 0) + queue.pending.length}
+        </span>
+        <button
+          type="button"
+          className="small"
+          data-testid="queue-clear"
+          disabled={!queue.pending.length}
+          onClick={() => void clearQueue()}
+          title="Remove all pending jobs"
+        >
+          clear
+        </button>
+      </div>
+      {queue.running && <RunningJob job={queue.running} />}
+      {queue.pending.map((job, i) => (
+        <div className="job" key={job.job_id} data-testid="queue-pending" data-job-id={job.job_id}>
+          <div className="job-line">
+            <span className="job-status pending">#{i + 1}</span>
+            <span className="job-id">{shortId(job.job_id)}</span>
+            <span className="job-time">{time(job.created)}</span>
+            <button type="button" className="small" data-testid={`queue-cancel-${job.job_id}`} onClick={() => void cancelJob(job.job_id)}>
+              cancel
+            </button>
+          </div>
+        </div>
+      ))}
+      {!queue.running && !queue.pending.length && <div className="panel-empty">Nothing queued</div>}
+      <div className="panel-title">History</div>
+      {history.map((job) => (
+        <HistoryJob key={job.job_id} job={job} />
+      ))}
+      {!history.length && <div className="panel-empty">No finished jobs</div>}
+    </aside>
+  );
+}

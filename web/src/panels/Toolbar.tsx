@@ -1,0 +1,105 @@
+// The top bar: workflow name and file actions, edit actions, run controls, panel toggles.
+import { useRef } from "react";
+import { graphStore, redo, setName, undo } from "../editor/graphStore";
+import { interrupt, queueRun, validateGraph } from "../editor/run";
+import { runStore } from "../editor/runState";
+import { togglePanel, uiStore } from "../editor/uiState";
+import { fitView } from "../editor/flow";
+import { downloadWorkflow, openDefaultWorkflow, openFile } from "../editor/workflowIO";
+import { useStore } from "../store";
+
+export function Toolbar() {
+  const name = useStore(graphStore, (s) => s.name);
+  const canUndo = useStore(graphStore, (s) => s.past.length > 0);
+  const canRedo = useStore(graphStore, (s) => s.future.length > 0);
+  const connection = useStore(runStore, (s) => s.connection);
+  const queued = useStore(runStore, (s) => (s.queue.running ? 1 : 0) + s.queue.pending.length);
+  const running = useStore(runStore, (s) => s.queue.running !== null);
+  const panel = useStore(uiStore, (s) => s.panel);
+  const paletteOpen = useStore(uiStore, (s) => s.paletteOpen);
+  const fileInput = useRef<HTMLInputElement>(null);
+
+  return (
+    <header className="toolbar">
+      <button
+        type="button"
+        className={`icon${paletteOpen ? " on" : ""}`}
+        title="Node library"
+        onClick={() => uiStore.set({ paletteOpen: !paletteOpen })}
+      >
+        ☰
+      </button>
+      <span className="brand">latentgraph</span>
+      <input
+        className="workflow-name"
+        value={name}
+        onChange={(e) => setName(e.target.value)}
+        title="Workflow name"
+        data-testid="workflow-name"
+      />
+      <div className="group">
+        <button type="button" onClick={() => openDefaultWorkflow()} title="Open the default workflow" data-testid="new-button">
+          default
+        </button>
+        <button type="button" onClick={() => fileInput.current?.click()} title="Open a workflow file or PNG" data-testid="open-button">
+          open
+        </button>
+        <input
+          ref={fileInput}
+          type="file"
+          accept=".json,application/json,image/png,image/webp,image/jpeg"
+          hidden
+          data-testid="open-file-input"
+          onChange={(e) => {
+            const file = e.target.files?.[0];
+            if (file) void openFile(file);
+            e.target.value = "";
+          }}
+        />
+        <button type="button" onClick={downloadWorkflow} title="Download the workflow as JSON" data-testid="download-button">
+          download
+        </button>
+        <button
+          type="button"
+          className={panel === "library" ? "on" : ""}
+          onClick={() => togglePanel("library")}
+          title="Saved workflows on the server"
+          data-testid="library-button"
+        >
+          library
+        </button>
+      </div>
+      <div className="group">
+        <button type="button" onClick={undo} disabled={!canUndo} title="Undo (Ctrl+Z)" data-testid="undo-button">
+          ↶
+        </button>
+        <button type="button" onClick={redo} disabled={!canRedo} title="Redo (Ctrl+Shift+Z)" data-testid="redo-button">
+          ↷
+        </button>
+        <button type="button" onClick={fitView} title="Fit view (.)">
+          fit
+        </button>
+        <button type="button" onClick={() => void validateGraph()} title="Check the graph without running it" data-testid="validate-button">
+          validate
+        </button>
+      </div>
+      <div className="spacer" />
+      <span className={`connection ${connection}`} title={`server: ${connection}`} data-testid="connection" data-state={connection} />
+      <button type="button" className="danger" onClick={() => void interrupt()} disabled={!running} title="Interrupt the running job" data-testid="interrupt-button">
+        ■ stop
+      </button>
+      <button type="button" className="primary" onClick={() => void queueRun()} title="Queue the graph (Ctrl+Enter)" data-testid="run-button">
+        ▶ Run
+      </button>
+      <button
+        type="button"
+        className={panel === "queue" ? "on" : ""}
+        onClick={() => togglePanel("queue")}
+        title="Queue and history"
+        data-testid="queue-button"
+      >
+        queue <span className="count">{queued}</span>
+      </button>
+    </header>
+  );
+}
