@@ -159,7 +159,7 @@ export function Canvas({ onReady }: { onReady: () => void }) {
         fitView={false}
       >
         <Background variant={BackgroundVariant.Dots} gap={20} size={1} color="#3a3d44" />
-        <MiniMap<GraphNode> pannable zoomable nodeColor={miniMapColor} maskColor="rgba(20,21,24,0.7)" data-testid="minimap" />
+        <MiniMap<GraphNode> pannable zoomable style={{ width: 180, height: 120 }} nodeColor={miniMapColor} maskColor="rgba(20,21,24,0.7)" data-testid="minimap" />
         <Controls showInteractive={false} position="bottom-left" style={{ bottom: 24 }} />
       </ReactFlow>
     </div>
