@@ -6,6 +6,7 @@ import { handleEvent, refreshHistory, setConnection } from "./editor/runState";
 import { handleKeyDown } from "./editor/shortcuts";
 import { uiStore } from "./editor/uiState";
 import { openInitialWorkflow, startAutosave } from "./editor/workflowIO";
+import { ContextMenu } from "./panels/ContextMenu";
 import { LibraryPanel } from "./panels/LibraryPanel";
 import { ErrorBanner, Lightbox, Toasts } from "./panels/Notifications";
 import { NodeSearch } from "./panels/NodeSearch";
@@ -81,6 +82,7 @@ export function App() {
         {panel === "queue" && <QueuePanel />}
         {panel === "library" && <LibraryPanel />}
       </div>
+      <ContextMenu />
       <Toasts />
       <Lightbox />
     </div>

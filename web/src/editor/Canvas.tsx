@@ -29,7 +29,7 @@ import {
   setViewport,
 } from "./graphStore";
 import { runStore } from "./runState";
-import { openSearch } from "./uiState";
+import { openContextMenu, openSearch } from "./uiState";
 import { flowPosition, pointer, setFlowInstance } from "./flow";
 import { openFile } from "./workflowIO";
 
@@ -148,6 +148,14 @@ export function Canvas({ onReady }: { onReady: () => void }) {
         onNodeDragStart={() => commit()}
         onSelectionDragStart={() => commit()}
         onMoveEnd={(_, viewport) => setViewport(viewport)}
+        onNodeContextMenu={(event, node) => {
+          event.preventDefault();
+          openContextMenu({ screen: { x: event.clientX, y: event.clientY }, nodeId: node.id });
+        }}
+        onPaneContextMenu={(event) => {
+          event.preventDefault();
+          openContextMenu({ screen: { x: event.clientX, y: event.clientY } });
+        }}
         deleteKeyCode={["Delete", "Backspace"]}
         selectionKeyCode={["Shift", "Control"]}
         multiSelectionKeyCode={["Shift", "Control", "Meta"]}

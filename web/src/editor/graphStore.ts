@@ -111,6 +111,8 @@ export function setControl(nodeId: string, input: string, mode: ControlAfterGene
 }
 
 export function setTitle(nodeId: string, title: string): void {
+  const node = graphStore.get().nodes.find((n) => n.id === nodeId);
+  if (!node || (node.data.title ?? "") === title.trim()) return;
   commit();
   updateNode(nodeId, (d) => {
     const next = { ...d, title: title.trim() || undefined };
@@ -237,4 +239,33 @@ export function setViewport(viewport: Viewport): void {
 
 export function setName(name: string): void {
   graphStore.set({ name });
+}
+
+/** Copies of nodes (values, not links) next to the originals; the copies become the selection. */
+export function cloneNodes(ids: string[]): void {
+  const { nodes } = graphStore.get();
+  const originals = nodes.filter((n) => ids.includes(n.id));
+  if (!originals.length) return;
+  commit();
+  const copies: GraphNode[] = [];
+  for (const node of originals) {
+    const id = nextNodeId([...nodes, ...copies]);
+    copies.push({
+      id,
+      type: NODE_TYPE,
+      position: { x: node.position.x + 30, y: node.position.y + 30 },
+      data: structuredClone(node.data),
+      selected: true,
+    });
+  }
+  graphStore.set({ nodes: [...nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), ...copies] });
+}
+
+export function deleteNodes(ids: string[]): void {
+  const gone = new Set(ids);
+  commit();
+  graphStore.set((s) => ({
+    nodes: s.nodes.filter((n) => !gone.has(n.id)),
+    edges: s.edges.filter((e) => !gone.has(e.source) && !gone.has(e.target)),
+  }));
 }

@@ -28,6 +28,12 @@ export interface SearchBox {
   dangling?: DanglingConnection;
 }
 
+export interface ContextMenu {
+  screen: XYPosition;
+  /** The node right-clicked, or none for the canvas. */
+  nodeId?: string;
+}
+
 export type SidePanel = "queue" | "library" | null;
 
 interface UiState {
@@ -37,6 +43,9 @@ interface UiState {
   paletteOpen: boolean;
   /** An image shown full size over the editor. */
   lightbox: string | null;
+  contextMenu: ContextMenu | null;
+  /** The node whose title is being edited. */
+  renaming: string | null;
 }
 
 export const uiStore = createStore<UiState>({
@@ -45,6 +54,8 @@ export const uiStore = createStore<UiState>({
   panel: "queue",
   paletteOpen: true,
   lightbox: null,
+  contextMenu: null,
+  renaming: null,
 });
 
 let nextToastId = 1;
@@ -73,4 +84,12 @@ export function togglePanel(panel: Exclude<SidePanel, null>): void {
 
 export function showLightbox(url: string | null): void {
   uiStore.set({ lightbox: url });
+}
+
+export function openContextMenu(menu: ContextMenu | null): void {
+  uiStore.set({ contextMenu: menu });
+}
+
+export function startRenaming(nodeId: string | null): void {
+  uiStore.set({ renaming: nodeId });
 }

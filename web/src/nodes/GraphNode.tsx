@@ -1,9 +1,10 @@
 // One node on the canvas, drawn from its catalog declaration: sockets, widgets, run state, images.
 import { Handle, Position, type NodeProps } from "@xyflow/react";
-import { memo, useState, type DragEvent } from "react";
+import { memo, type DragEvent } from "react";
 import { catalogStore, displayName, isSocketInput, linkableValueTypes, typeColor } from "../catalog";
 import { graphStore, setControl, setTitle, setValue } from "../editor/graphStore";
 import { runStore } from "../editor/runState";
+import { startRenaming, uiStore } from "../editor/uiState";
 import { checkValue, declOf, type GraphNode as GraphNodeType } from "../graphModel";
 import { useStore } from "../store";
 import type { InputDecl } from "../types";
@@ -51,7 +52,7 @@ function GraphNodeView({ id, data, selected }: NodeProps<GraphNodeType>) {
   const progress = useStore(runStore, (s) => s.progress[id]);
   const cached = useStore(runStore, (s) => s.cached[id] === true);
   const errors = useStore(runStore, (s) => s.errors[id]) ?? NO_ERRORS;
-  const [renaming, setRenaming] = useState(false);
+  const renaming = useStore(uiStore, (s) => s.renaming === id);
 
   const decl = declOf(catalog, data);
   if (!decl || !catalog) return null;
@@ -92,7 +93,7 @@ function GraphNodeView({ id, data, selected }: NodeProps<GraphNodeType>) {
     return local ? [local] : [];
   };
 
-  const width = data.size?.[0] ?? (decl.inputs.some((i) => i.multiline) ? 300 : decl.output_node ? 260 : 240);
+  const width = data.size?.[0] ?? (decl.inputs.some((i) => i.multiline) ? 320 : 270);
 
   return (
     <div
@@ -110,17 +111,18 @@ function GraphNodeView({ id, data, selected }: NodeProps<GraphNodeType>) {
             className="title-input nodrag"
             autoFocus
             defaultValue={title}
+            onFocus={(e) => e.currentTarget.select()}
             onBlur={(e) => {
               setTitle(id, e.target.value === displayName(decl) ? "" : e.target.value);
-              setRenaming(false);
+              startRenaming(null);
             }}
             onKeyDown={(e) => {
               if (e.key === "Enter") e.currentTarget.blur();
-              if (e.key === "Escape") setRenaming(false);
+              if (e.key === "Escape") startRenaming(null);
             }}
           />
         ) : (
-          <span className="lg-node-title" data-testid="node-title" onDoubleClick={() => setRenaming(true)}>
+          <span className="lg-node-title" data-testid="node-title" onDoubleClick={() => startRenaming(id)}>
             {title}
           </span>
         )}
