@@ -1,0 +1,344 @@
+"""End-to-end tests of the browser editor (web/) against a real `latentgraph serve`.
+
+Each test drives Debian's Chromium (headless) with Playwright. The server runs as a subprocess on
+loopback with temporary models/input/output folders. The editor exposes `window.latentgraph`
+(getWorkflow, openWorkflow) and stable `data-testid` attributes; the tests rely on nothing else.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+DIST = Path(__file__).resolve().parent.parent / "web" / "dist" / "index.html"
+DEFAULT_WORKFLOW = Path(__file__).resolve().parent.parent / "web" / "src" / "default-workflow.json"
+RUN_TIMEOUT_MS = 180_000  # a CPU run of the default workflow, with model loading
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(not DIST.exists(), reason="the editor is not built (cd web && npm ci && npm run build)"),
+]
+
+
+def latentgraph_command() -> list[str]:
+    script = Path(sys.executable).with_name("latentgraph")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "latentgraph.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="session")
+def server_dirs(tmp_path_factory):
+    """Models, input and output folders. The default workflow needs the checkpoint `tiny-shapes`:
+    the shipped one if the package has it, else a tiny random one of the same name."""
+    root = tmp_path_factory.mktemp("browser-server")
+    dirs = {name: root / name for name in ("models", "input", "output")}
+    for path in dirs.values():
+        path.mkdir()
+    from latentgraph.nodes.folders import BUILTIN_MODELS
+
+    if not any(p.name.startswith("tiny-shapes") for p in BUILTIN_MODELS.glob("*")):
+        from latentgraph.tiny_random import save_sd15
+
+        save_sd15(dirs["models"] / "checkpoints" / "tiny-shapes", seed=0)
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def server(server_dirs):
+    """A real `latentgraph serve` on a free loopback port; yields its base URL."""
+    port = free_port()
+    log = open(server_dirs["output"].parent / "server.log", "wb")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [*latentgraph_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--models", str(server_dirs["models"]), "--input", str(server_dirs["input"]),
+         "--output", str(server_dirs["output"])],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            log.close()
+            raise RuntimeError("latentgraph serve exited:\n" + (server_dirs["output"].parent / "server.log").read_text())
+        try:
+            get_json(url + "/api/nodes")
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            time.sleep(0.3)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh browser profile (empty localStorage) with the editor loaded."""
+    context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/")
+    page.wait_for_selector("[data-testid=node-7]")
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def workflow(page) -> dict:
+    return page.evaluate("window.latentgraph.getWorkflow()")
+
+
+def center(page, selector: str) -> tuple[float, float]:
+    box = page.locator(selector).bounding_box()
+    assert box, f"{selector} is not visible"
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def drag_wire(page, source: str, target: str) -> None:
+    """Drag a connection from one socket to another, the way a user does."""
+    x1, y1 = center(page, source)
+    x2, y2 = center(page, target)
+    page.mouse.move(x1, y1)
+    page.mouse.down()
+    page.mouse.move((x1 + x2) / 2, (y1 + y2) / 2, steps=6)
+    page.mouse.move(x2, y2, steps=6)
+    page.mouse.up()
+
+
+def drop_file(page, data: bytes, name: str, mime: str) -> None:
+    """Drop a file on the canvas (an OS drag and drop, as a DataTransfer)."""
+    page.evaluate(
+        """([b64, name, mime]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: mime }));
+            const pane = document.querySelector("[data-testid=canvas] .react-flow__pane");
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                pane.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer,
+                                                         clientX: 700, clientY: 450 }));
+            }
+        }""",
+        [base64.b64encode(data).decode(), name, mime],
+    )
+
+
+def node_inputs(wf: dict) -> dict:
+    return {node_id: (node["type"], node["inputs"]) for node_id, node in wf["nodes"].items()}
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def test_first_visit_opens_the_default_workflow(page):
+    wf = workflow(page)
+    shipped = json.loads(DEFAULT_WORKFLOW.read_text())
+    assert node_inputs(wf) == node_inputs(shipped)
+    assert page.locator("[data-testid=node-1] [data-testid=widget-ckpt_name] select").input_value() == "tiny-shapes"
+    assert page.locator("[data-testid=node-5] [data-testid=widget-steps] input").input_value() == "20"
+    # Every node of the default workflow is known to the catalog: nothing is flagged.
+    assert page.locator("[data-testid=error-banner]").count() == 0
+    assert page.locator(".lg-node.missing-type").count() == 0
+
+
+def test_default_workflow_runs_and_its_image_appears_in_the_save_node(page):
+    page.click("[data-testid=run-button]")
+    image = page.locator("[data-testid=node-7] [data-testid=node-image]")
+    image.wait_for(timeout=RUN_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-testid=node-7] [data-testid=node-image]');"
+        " return i && i.complete && i.naturalWidth === 64 && i.naturalHeight === 64; }")
+    # The job is in the history, and nothing is left running.
+    page.locator("[data-testid=history-job] .job-status.success").first.wait_for()
+    assert page.locator(".lg-node.executing").count() == 0
+    assert page.locator(".lg-node.has-error").count() == 0
+
+    # Running again with nothing changed reuses the cache: the cached nodes are marked.
+    page.click("[data-testid=run-button]")
+    page.locator("[data-testid=node-5] [data-testid=node-cached]").wait_for(timeout=RUN_TIMEOUT_MS)
+    assert page.locator("[data-testid=node-1] [data-testid=node-cached]").count() == 1
+
+
+def test_incompatible_connection_is_refused_and_a_new_link_replaces_the_old(page):
+    before = workflow(page)
+    edges = page.locator(".react-flow__edge").count()
+    # MODEL output onto the CONDITIONING input "positive": refused while dragging.
+    drag_wire(page, "[data-testid=node-1] [data-testid=handle-out-MODEL]",
+              "[data-testid=node-5] [data-testid=handle-in-positive]")
+    assert workflow(page)["nodes"] == before["nodes"]
+    assert page.locator(".react-flow__edge").count() == edges
+
+    # A compatible wire onto a linked input replaces its link: still one link per input.
+    drag_wire(page, "[data-testid=node-3] [data-testid=handle-out-CONDITIONING]",
+              "[data-testid=node-5] [data-testid=handle-in-positive]")
+    assert workflow(page)["nodes"]["5"]["inputs"]["positive"] == {"node": "3", "output": "CONDITIONING"}
+    assert page.locator(".react-flow__edge").count() == edges
+
+    # Undo and redo (Ctrl+Z / Ctrl+Shift+Z).
+    page.keyboard.press("Control+z")
+    assert workflow(page)["nodes"]["5"]["inputs"]["positive"] == {"node": "2", "output": "CONDITIONING"}
+    page.keyboard.press("Control+Shift+z")
+    assert workflow(page)["nodes"]["5"]["inputs"]["positive"] == {"node": "3", "output": "CONDITIONING"}
+
+
+def test_out_of_range_value_is_shown_on_its_node(page):
+    steps = page.locator("[data-testid=node-5] [data-testid=widget-steps] input")
+    steps.fill("0")
+    steps.press("Enter")
+    assert workflow(page)["nodes"]["5"]["inputs"]["steps"] == 0
+    page.click("[data-testid=run-button]")
+    # The server refuses the job (HTTP 400); its message is shown on the node, by the input.
+    page.locator("[data-testid=node-5].has-error").wait_for()
+    message = page.locator("[data-testid=node-5] [data-testid=input-error-steps]").inner_text()
+    assert "minimum" in message
+    assert page.locator(".lg-node.has-error").count() == 1
+    # Fixing the value clears the mark.
+    steps.fill("20")
+    steps.press("Enter")
+    assert page.locator("[data-testid=node-5] [data-testid=input-error-steps]").count() == 0
+
+
+def test_saved_workflow_reloads_identically(page):
+    page.locator("[data-testid=node-2] [data-testid=widget-text]").fill("a small green square at the top")
+    page.locator("[data-testid=node-5] [data-testid=control-seed] select").select_option("increment")
+    cfg = page.locator("[data-testid=node-5] [data-testid=widget-cfg] input")
+    cfg.fill("7.5")
+    cfg.press("Enter")
+    x, y = center(page, "[data-testid=node-4] [data-testid=node-title]")
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 40, y + 60, steps=5)
+    page.mouse.up()
+    edited = workflow(page)
+    assert edited["nodes"]["5"]["inputs"]["cfg"] == 7.5
+
+    # Auto-save: a reload brings back the same graph.
+    page.wait_for_timeout(600)
+    page.reload()
+    page.wait_for_selector("[data-testid=node-7]")
+    assert workflow(page) == edited
+
+    # The server library: save, switch to the default workflow, reload, open the saved one.
+    page.click("[data-testid=library-button]")
+    page.fill("[data-testid=library-name]", "e2e-saved")
+    page.click("[data-testid=library-save]")
+    page.locator("[data-testid=library-entry-e2e-saved]").wait_for()
+    saved = workflow(page)
+    page.click("[data-testid=new-button]")
+    page.wait_for_timeout(600)
+    page.reload()
+    page.wait_for_selector("[data-testid=node-7]")
+    assert workflow(page)["nodes"]["2"]["inputs"]["text"] != "a small green square at the top"
+    page.click("[data-testid=library-button]")
+    page.click("[data-testid=library-open-e2e-saved]")
+    page.wait_for_function("() => window.latentgraph.getWorkflow().nodes['2'].inputs.text.includes('green')")
+    assert workflow(page) == saved
+
+    # Download gives the same document.
+    with page.expect_download() as download:
+        page.click("[data-testid=download-button]")
+    assert json.loads(Path(download.value.path()).read_text()) == saved
+
+
+def test_png_from_latentgraph_run_dropped_on_the_canvas_restores_its_workflow(page, server_dirs, tmp_path):
+    wf = json.loads(DEFAULT_WORKFLOW.read_text())
+    wf["nodes"]["2"]["inputs"]["text"] = "a yellow triangle on a black background"
+    wf["nodes"]["5"]["inputs"]["seed"] = 7
+    wf["nodes"]["5"]["inputs"]["steps"] = 3
+    wf["nodes"]["4"]["ui"]["position"] = [333, 555]
+    path = tmp_path / "workflow.json"
+    path.write_text(json.dumps(wf))
+    out = tmp_path / "out"
+    subprocess.run(
+        [*latentgraph_command(), "run", str(path), "--models", str(server_dirs["models"]), "--output", str(out)],
+        check=True, capture_output=True, timeout=600)
+    pngs = sorted(out.rglob("*.png"))
+    assert pngs, "latentgraph run wrote no PNG"
+
+    drop_file(page, pngs[0].read_bytes(), pngs[0].name, "image/png")
+    page.wait_for_function("() => window.latentgraph.getWorkflow().nodes['5']?.inputs.seed === 7")
+    restored = workflow(page)
+    assert node_inputs(restored) == node_inputs(wf)
+    assert restored["nodes"]["4"]["ui"]["position"] == [333, 555]
+
+
+def test_comfyui_workflow_file_dropped_on_the_canvas_opens(page):
+    comfy_api = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny-shapes"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a blue square", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": 3, "steps": 4, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+            "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["8", 0]}},
+    }
+    drop_file(page, json.dumps(comfy_api).encode(), "comfy_api.json", "application/json")
+    page.wait_for_function(
+        "() => Object.values(window.latentgraph.getWorkflow().nodes).some((n) => n.inputs.text === 'a blue square')")
+    wf = workflow(page)
+    assert sorted(n["type"] for n in wf["nodes"].values()) == sorted(n["class_type"] for n in comfy_api.values())
+    sampler = next(n for n in wf["nodes"].values() if n["type"] == "KSampler")
+    assert sampler["inputs"]["steps"] == 4
+    # Every link became a wire on the canvas.
+    assert page.locator(".react-flow__edge").count() == 9
+
+
+def test_node_search_copy_paste_and_delete(page):
+    count = len(workflow(page)["nodes"])
+    # Double-click on empty canvas opens the search box; Enter adds the best match.
+    page.mouse.dblclick(760, 780)
+    page.fill("[data-testid=search-input]", "vae decode")
+    page.keyboard.press("Enter")
+    wf = workflow(page)
+    assert len(wf["nodes"]) == count + 1
+    new_id = max(wf["nodes"], key=int)
+    assert wf["nodes"][new_id]["type"] == "VAEDecode"
+
+    # Copy and paste the selected (new) node, then delete the copy.
+    page.keyboard.press("Control+c")
+    page.mouse.move(900, 700)
+    page.keyboard.press("Control+v")
+    assert len(workflow(page)["nodes"]) == count + 2
+    page.keyboard.press("Delete")
+    assert len(workflow(page)["nodes"]) == count + 1
+    page.keyboard.press("Control+z")
+    assert len(workflow(page)["nodes"]) == count + 2
