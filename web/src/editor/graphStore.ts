@@ -86,7 +86,9 @@ export function replaceGraph(graph: Graph, options: { undoable: boolean; name?: 
 }
 
 export function onNodesChange(changes: NodeChange<GraphNode>[]): void {
-  graphStore.set((s) => ({ nodes: applyNodeChanges(changes, s.nodes) }));
+  // Resizing sets `data.size` (see GraphNode); React Flow must not also fix the node's box.
+  const kept = changes.filter((c) => c.type !== "dimensions" || !c.setAttributes);
+  if (kept.length) graphStore.set((s) => ({ nodes: applyNodeChanges(kept, s.nodes) }));
 }
 
 export function onEdgesChange(changes: EdgeChange<GraphEdge>[]): void {

@@ -1,8 +1,8 @@
 // One node on the canvas, drawn from its catalog declaration: sockets, widgets, run state, images.
-import { Handle, Position, type NodeProps } from "@xyflow/react";
+import { Handle, NodeResizeControl, Position, type NodeProps } from "@xyflow/react";
 import { memo, type DragEvent } from "react";
 import { catalogStore, displayName, isSocketInput, linkableValueTypes, typeColor } from "../catalog";
-import { graphStore, setControl, setTitle, setValue } from "../editor/graphStore";
+import { commit, graphStore, setControl, setSize, setTitle, setValue } from "../editor/graphStore";
 import { runStore } from "../editor/runState";
 import { startRenaming, uiStore } from "../editor/uiState";
 import { checkValue, declOf, type GraphNode as GraphNodeType } from "../graphModel";
@@ -94,11 +94,12 @@ function GraphNodeView({ id, data, selected }: NodeProps<GraphNodeType>) {
   };
 
   const width = data.size?.[0] ?? (decl.inputs.some((i) => i.multiline) ? 320 : 270);
+  const minHeight = data.size?.[1] || undefined;
 
   return (
     <div
       className={classes}
-      style={{ width }}
+      style={{ width, minHeight }}
       data-testid={`node-${id}`}
       data-node-type={data.type}
       data-mode={data.mode}
@@ -197,6 +198,14 @@ function GraphNodeView({ id, data, selected }: NodeProps<GraphNodeType>) {
         })}
         <NodeImages nodeId={id} />
       </div>
+      <NodeResizeControl
+        className="resize-corner"
+        position="bottom-right"
+        minWidth={180}
+        minHeight={40}
+        onResizeStart={() => commit()}
+        onResize={(_, p) => setSize(id, [p.width, p.height])}
+      />
     </div>
   );
 }
