@@ -342,3 +342,49 @@ def test_node_search_copy_paste_and_delete(page):
     assert len(workflow(page)["nodes"]) == count + 1
     page.keyboard.press("Control+z")
     assert len(workflow(page)["nodes"]) == count + 2
+
+
+def test_image_upload_shows_a_thumbnail_in_load_image(page, tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "upload me.png"
+    Image.new("RGB", (48, 32), (20, 200, 90)).save(picture)
+    page.mouse.dblclick(760, 780)
+    page.fill("[data-testid=search-input]", "LoadImage")
+    page.keyboard.press("Enter")
+    wf = workflow(page)
+    node_id = max(wf["nodes"], key=int)
+    assert wf["nodes"][node_id]["type"] == "LoadImage"
+    node = f"[data-testid=node-{node_id}]"
+    page.locator(f"{node} [data-testid=upload-input-image]").set_input_files(str(picture))
+    page.wait_for_function(
+        f"() => {{ const i = document.querySelector('{node} [data-testid=input-thumbnail]');"
+        " return i && i.complete && i.naturalWidth === 48; }")
+    stored = workflow(page)["nodes"][node_id]["inputs"]["image"]
+    assert stored and stored in page.locator(f"{node} [data-testid=widget-image] select").input_value()
+
+
+def test_queue_progress_preview_cancel_clear_and_interrupt(page):
+    steps = page.locator("[data-testid=node-5] [data-testid=widget-steps] input")
+    steps.fill("2000")
+    steps.press("Enter")
+    page.click("[data-testid=run-button]")
+    # The running node is highlighted, with a progress bar and a live preview.
+    page.locator("[data-testid=node-5].executing [data-testid=node-progress]").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.locator("[data-testid=node-5] [data-testid=node-preview]").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.locator("[data-testid=queue-running]").wait_for()
+
+    page.click("[data-testid=run-button]")
+    page.click("[data-testid=run-button]")
+    pending = page.locator("[data-testid=queue-pending]")
+    pending.nth(1).wait_for()
+    assert pending.count() == 2
+    page.locator("[data-testid=queue-pending] [data-testid^=queue-cancel-]").first.click()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=queue-pending]').length === 1")
+    page.click("[data-testid=queue-clear]")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=queue-pending]').length === 0")
+
+    page.click("[data-testid=interrupt-button]")
+    page.locator("[data-testid=history-job] .job-status.interrupted").first.wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('.lg-node.executing')")
+    page.locator("[data-testid=queue-running]").wait_for(state="detached")
