@@ -216,6 +216,11 @@ export function workflowToGraph(
   return { nodes, edges, viewport, problems };
 }
 
+function constantType(value: unknown): string {
+  if (typeof value === "number") return Number.isInteger(value) ? "INT" : "FLOAT";
+  return typeof value === "boolean" ? "BOOLEAN" : "STRING";
+}
+
 /** For node types missing from the catalog, infer sockets from the workflow so links survive. */
 function inferMissingDecls(workflow: Workflow, catalog: Catalog): Record<string, NodeDecl> {
   const result: Record<string, NodeDecl> = {};
@@ -223,7 +228,7 @@ function inferMissingDecls(workflow: Workflow, catalog: Catalog): Record<string,
   for (const [id, wn] of Object.entries(nodes)) {
     if (catalog.nodes[wn.type]) continue;
     const inputs: InputDecl[] = Object.entries(wn.inputs ?? {}).map(([name, value]) => {
-      if (!isLink(value)) return { name, type: typeof value === "number" ? "FLOAT" : typeof value === "boolean" ? "BOOLEAN" : "STRING" };
+      if (!isLink(value)) return { name, type: constantType(value) };
       const source = nodes[value.node];
       const sourceOut = source && catalog.nodes[source.type]?.outputs.find((o) => o.name === value.output);
       return { name, type: sourceOut?.type ?? "*" };

@@ -1,4 +1,5 @@
 // Keyboard shortcuts of the editor (ComfyUI's where they exist).
+import { refreshChoices } from "../catalog";
 import { fitView, flowPosition, pointer } from "./flow";
 import { copySelection, paste } from "./clipboard";
 import { deleteSelected, graphStore, redo, selectAll, toggleModeOfSelected, undo } from "./graphStore";
@@ -71,5 +72,8 @@ export function handleKeyDown(event: KeyboardEvent): void {
     openSearch({ screen, flow: flowPosition(screen) });
   } else if (!ctrl && event.key === ".") {
     fitView();
+  } else if (!ctrl && key === "r") {
+    // As in ComfyUI: re-read the checkpoint and input-image lists.
+    void refreshChoices().then(() => toast("info", "Model and image lists refreshed"));
   }
 }
