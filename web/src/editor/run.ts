@@ -11,6 +11,8 @@ import { currentWorkflow } from "./workflowIO";
 /** Identifies this tab to the server (sent with each queued job). */
 export const clientId = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
 
+const problems = (n: number) => (n === 1 ? "1 problem in the graph" : `${n} problems in the graph`);
+
 function nodeIds(): Set<string> {
   return new Set(graphStore.get().nodes.map((n) => n.id));
 }
@@ -27,7 +29,7 @@ export async function queueRun(): Promise<boolean> {
   } catch (err) {
     if (err instanceof ApiError && err.errors.length) {
       setErrors(err.errors, nodeIds());
-      toast("error", err.errors.length === 1 ? err.errors[0].message : `${err.errors.length} problems in the graph`);
+      toast("error", err.errors.length === 1 ? err.errors[0].message : problems(err.errors.length));
     } else {
       toast("error", `Cannot queue: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -40,7 +42,7 @@ export async function validateGraph(quiet = false): Promise<void> {
   try {
     const { valid, errors } = await api.validate(currentWorkflow());
     setErrors(errors ?? [], nodeIds());
-    if (!quiet) toast(valid ? "success" : "error", valid ? "The graph is valid" : `${errors.length} problems in the graph`);
+    if (!quiet) toast(valid ? "success" : "error", valid ? "The graph is valid" : problems(errors.length));
   } catch (err) {
     if (!quiet) toast("error", `Cannot validate: ${err instanceof Error ? err.message : String(err)}`);
   }
