@@ -7,6 +7,7 @@ import {
   getBezierPath,
   MiniMap,
   ReactFlow,
+  SelectionMode,
   type ConnectionLineComponentProps,
   type FinalConnectionState,
   type OnConnectEnd,
@@ -159,6 +160,7 @@ export function Canvas({ onReady }: { onReady: () => void }) {
         deleteKeyCode={["Delete", "Backspace"]}
         selectionKeyCode={["Shift", "Control"]}
         multiSelectionKeyCode={["Shift", "Control", "Meta"]}
+        selectionMode={SelectionMode.Partial}
         zoomOnDoubleClick={false}
         minZoom={0.1}
         maxZoom={4}
