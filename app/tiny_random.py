@@ -1,0 +1,88 @@
+"""Tiny random-weight Stable Diffusion components, built offline the way diffusers' fast tests build
+theirs (`get_dummy_components`). Tests use them as real diffusers-format checkpoints; the CLI's
+`make-tiny-model` writes one for trying the engine without any download."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+WORDS = ("a photo of the and on at in with large small red green blue yellow purple orange white black "
+         "circle square triangle background center left right top bottom cat dog tree house sky").split()
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """CLIP's (GPT-2's) reversible byte -> printable character table."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    n = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return dict(zip(printable, map(chr, chars)))
+
+
+def make_tokenizer(words=WORDS, model_max_length: int = 77, pad_token: str = "<|endoftext|>"):
+    """A CLIPTokenizer whose vocabulary holds every byte plus one token per word in `words`."""
+    from transformers import CLIPTokenizer
+
+    symbols = list(bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for token in symbols + [s + "</w>" for s in symbols]:
+        vocab.setdefault(token, len(vocab))
+    merges: list[tuple[str, str]] = []
+    for word in words:
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(parts) > 1:
+            rule = (parts[0], parts[1])
+            if rule not in merges:
+                merges.append(rule)
+            parts = [parts[0] + parts[1]] + parts[2:]
+            vocab.setdefault(parts[0], len(vocab))
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab.setdefault(special, len(vocab))
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+    if pad_token != "<|endoftext|>":
+        tokenizer.pad_token = pad_token
+    return tokenizer
+
+
+def sd15_components(seed: int = 0) -> dict:
+    """UNet, VAE, text encoder, tokenizer and scheduler of a tiny SD1.5-type model."""
+    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = make_tokenizer()
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, norm_num_groups=32)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                        latent_channels=4, norm_num_groups=32)
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=5,
+        vocab_size=len(tokenizer), max_position_embeddings=77))
+    # SD1.5's own noise schedule settings (its shipped scheduler is PNDM).
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              num_train_timesteps=1000, skip_prk_steps=True, set_alpha_to_one=False,
+                              steps_offset=1, timestep_spacing="leading", prediction_type="epsilon")
+    return {"unet": unet.eval(), "vae": vae.eval(), "text_encoder": text_encoder.eval(), "tokenizer": tokenizer,
+            "scheduler": scheduler}
+
+
+def save_sd15(path: str | Path, seed: int = 0) -> Path:
+    """Write a tiny random SD1.5-type checkpoint as a diffusers folder."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(**sd15_components(seed), safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(path, safe_serialization=True)
+    return Path(path)

@@ -1,0 +1,15 @@
+"""Node types. Each module declares its nodes with `latentgraph.nodes.spec.node`."""
+from __future__ import annotations
+
+import importlib
+
+from latentgraph.nodes.spec import REGISTRY, NodeSpec
+
+# Modules that declare node types; imported on first use of the registry.
+NODE_MODULES = ("loaders", "conditioning", "latent", "sampling", "image")
+
+
+def registry() -> dict[str, NodeSpec]:
+    for module in NODE_MODULES:
+        importlib.import_module(f"latentgraph.nodes.{module}")
+    return REGISTRY

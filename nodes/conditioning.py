@@ -1,0 +1,37 @@
+"""Text encoding: prompts to CONDITIONING, with diffusers' `encode_prompt` semantics."""
+from __future__ import annotations
+
+import torch
+
+from latentgraph.nodes.spec import CLIP, CONDITIONING, STRING, Input, Output, node
+from latentgraph.nodes.values import Conditioning, TextEncoder
+
+
+def encode_sd15(clip: TextEncoder, text: str, device) -> Conditioning:
+    """The last hidden state of the CLIP text model for the prompt padded to the tokenizer's length
+    (`StableDiffusionPipeline.encode_prompt`; longer prompts are cut, as there)."""
+    tokenizer, encoder = clip.tokenizers[0], clip.encoders[0]
+    tokens = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                       return_tensors="pt")
+    mask = tokens.attention_mask.to(device) if getattr(encoder.config, "use_attention_mask", False) else None
+    embeds = encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+    return Conditioning(embeds=embeds.to(dtype=encoder.dtype, device=device), empty_prompt=text == "")
+
+
+def encode(clip: TextEncoder, text: str) -> Conditioning:
+    device = clip.encoders[0].device
+    if clip.family == "sd15":
+        return encode_sd15(clip, text, device)
+    from latentgraph.nodes import sdxl  # SDXL's two encoders
+    return sdxl.encode(clip, text)
+
+
+@node("CLIPTextEncode", category="conditioning",
+      description="Encodes a prompt with the checkpoint's text encoder(s). On an SDXL checkpoint it gives SDXL "
+                  "conditioning whose size conditioning follows the latent being sampled.",
+      inputs=[Input("text", STRING, default="", multiline=True, tooltip="The prompt."),
+              Input("clip", CLIP, tooltip="The text encoder (from a checkpoint loader).")],
+      outputs=[Output("CONDITIONING", CONDITIONING)])
+def clip_text_encode(ctx, text: str, clip: TextEncoder):
+    with torch.inference_mode():
+        return (encode(clip, text),)

@@ -1,0 +1,94 @@
+"""What the configured folders hold: checkpoints and input images, by name.
+
+Names are relative to a configured folder. A name is only ever turned into a path by looking it
+up in the folder's own listing, so no name from a workflow or a client can reach outside it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from latentgraph.graph.settings import Settings
+
+BUILTIN_MODELS = Path(__file__).resolve().parent.parent / "assets" / "models"
+try:  # installed package: the assets live beside the other subpackages
+    import latentgraph.assets as _assets
+
+    BUILTIN_MODELS = Path(_assets.__file__).resolve().parent / "models"
+except ImportError:  # pragma: no cover
+    pass
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+CHECKPOINT_EXTENSIONS = (".safetensors",)
+# Pickle-based formats can run code when loaded: they are listed so that a workflow naming one
+# gets a clear refusal rather than "not found".
+PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin")
+
+
+def is_diffusers_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "model_index.json").is_file()
+
+
+def checkpoint_roots(settings: Settings) -> list[Path]:
+    """Where checkpoints are looked for, in order: ComfyUI's models/checkpoints, the models folder
+    itself, then the models shipped in the package."""
+    return [settings.models / "checkpoints", settings.models, BUILTIN_MODELS]
+
+
+def list_checkpoints(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:
+    """Checkpoint name -> path: diffusers folders and single-file checkpoints."""
+    found: dict[str, Path] = {}
+    suffixes = CHECKPOINT_EXTENSIONS + (PICKLE_EXTENSIONS if include_pickles else ())
+    for root in checkpoint_roots(settings):
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            here = Path(dirpath)
+            rel = here.relative_to(root)
+            if is_diffusers_folder(here) and here != root:
+                found.setdefault(rel.as_posix(), here)
+                dirnames.clear()  # its files are parts of the one checkpoint
+                continue
+            # Skip hidden folders, and models/checkpoints when walking models/ (walked first).
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                                 and not (here == settings.models and d == "checkpoints"))
+            for filename in sorted(filenames):
+                if not filename.startswith(".") and filename.lower().endswith(suffixes):
+                    found.setdefault((rel / filename).as_posix(), here / filename)
+    return found
+
+
+def find_checkpoint(settings: Settings, name: str) -> Path | None:
+    return list_checkpoints(settings, include_pickles=True).get(name)
+
+
+def list_input_images(settings: Settings) -> list[str]:
+    root = settings.input
+    if not root.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def find_input_image(settings: Settings, name: str) -> Path | None:
+    return settings.input / name if name in list_input_images(settings) else None
+
+
+CHOICE_SOURCES = {
+    "checkpoints": lambda settings: sorted(list_checkpoints(settings, include_pickles=True)),
+    "input_images": list_input_images,
+}
+
+
+def resolve_choices(settings: Settings, source: str) -> list[str]:
+    return CHOICE_SOURCES[source](settings)
+
+
+def resolve_file(settings: Settings, folder: str, name: str) -> Path | None:
+    """The path of a file input's value, or None if the folder has no such entry."""
+    if folder == "checkpoints":
+        return find_checkpoint(settings, name)
+    if folder == "input":
+        return find_input_image(settings, name)
+    raise ValueError(f"unknown folder kind {folder!r}")

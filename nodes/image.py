@@ -1,0 +1,157 @@
+"""Image nodes: loading, saving, previewing, sharpening and resizing pictures.
+
+IMAGE values are float tensors in [0, 1], shaped (batch, channels, height, width), on the compute
+device.
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from latentgraph.graph.errors import InputError
+from latentgraph.graph.png_metadata import png_info
+from latentgraph.nodes import folders
+from latentgraph.nodes.spec import BOOLEAN, COMBO, FLOAT, IMAGE, INT, STRING, Input, Output, node
+
+UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """As diffusers' image processor: scale by 255, round, cast to uint8."""
+    array = images.detach().cpu().permute(0, 2, 3, 1).float().numpy()
+    return [Image.fromarray(a) for a in (array * 255).round().astype("uint8")]
+
+
+def from_pil(image: Image.Image, device) -> torch.Tensor:
+    """As diffusers' image processor, down to the memory layout (channels last), which decides the
+    convolution kernels a VAE encode runs and so its last bits."""
+    array = np.array(image.convert("RGB")).astype(np.float32)[None] / 255.0
+    return torch.from_numpy(array.transpose(0, 3, 1, 2)).to(device)
+
+
+@node("LoadImage", category="image", description="Loads a picture from the input folder.",
+      inputs=[Input("image", COMBO, choices_from="input_images", image_upload=True, file_folder="input",
+                    tooltip="A file in the input folder (upload one in the editor).")],
+      outputs=[Output("IMAGE", IMAGE)])
+def load_image(ctx, image: str):
+    path = folders.find_input_image(ctx.settings, image)
+    if path is None:
+        raise InputError("image", f"{image!r} is not in the input folder")
+    with Image.open(path) as picture:
+        return (from_pil(ImageOps.exif_transpose(picture), ctx.device),)
+
+
+def _output_path(root: Path, prefix: str) -> tuple[Path, str]:
+    """A new file for `prefix` ('name' or 'sub/folder/name') inside root, ComfyUI-style numbering."""
+    pure = PurePosixPath(prefix.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or not pure.name or prefix.strip() == "":
+        raise InputError("filename_prefix", f"{prefix!r} must be a name inside the output folder")
+    folder = root.joinpath(*pure.parts[:-1])
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [p.name for p in folder.glob(f"{pure.name}_*_.png")]
+    numbers = [int(n[len(pure.name) + 1:-5]) for n in taken if n[len(pure.name) + 1:-5].isdigit()]
+    counter = max(numbers, default=0) + 1
+    filename = f"{pure.name}_{counter:05d}_.png"
+    return folder / filename, (PurePosixPath(*pure.parts[:-1]) / filename).as_posix()
+
+
+def save_images(images: torch.Tensor, root: Path, prefix: str, kind: str, workflow: dict | None) -> list[dict]:
+    saved = []
+    for picture in to_pil(images):
+        path, name = _output_path(root, prefix)
+        picture.save(path, pnginfo=png_info(workflow) if workflow is not None else None, compress_level=4)
+        saved.append({"kind": kind, "filename": name, "path": str(path)})
+    return saved
+
+
+@node("SaveImage", category="image",
+      description="Saves PNGs into the output folder, with the workflow embedded so the file reopens as it.",
+      inputs=[Input("images", IMAGE),
+              Input("filename_prefix", STRING, default="latentgraph",
+                    tooltip="File name start; may include subfolders of the output folder.")],
+      outputs=[], output_node=True)
+def save_image(ctx, images: torch.Tensor, filename_prefix: str):
+    ctx.show(images=save_images(images, ctx.settings.output, filename_prefix, "output", ctx.workflow))
+    return ()
+
+
+@node("PreviewImage", category="image", description="Shows images without keeping them (temp folder).",
+      inputs=[Input("images", IMAGE)], outputs=[], output_node=True)
+def preview_image(ctx, images: torch.Tensor):
+    ctx.show(images=save_images(images, ctx.settings.temp, f"preview_{uuid.uuid4().hex[:8]}", "temp", None))
+    return ()
+
+
+def gaussian_blur(images: torch.Tensor, radius: int, sigma: float) -> torch.Tensor:
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    horizontal = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    return F.conv2d(horizontal, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
+@node("ImageSharpen", category="image/postprocessing",
+      description="Unsharp mask: adds alpha times the difference between the image and its Gaussian blur.",
+      inputs=[Input("image", IMAGE),
+              Input("sharpen_radius", INT, default=1, min=1, max=31, step=1),
+              Input("sigma", FLOAT, default=1.0, min=0.1, max=10.0, step=0.01),
+              Input("alpha", FLOAT, default=1.0, min=0.0, max=5.0, step=0.01)],
+      outputs=[Output("IMAGE", IMAGE)])
+def image_sharpen(ctx, image: torch.Tensor, sharpen_radius: int, sigma: float, alpha: float):
+    radius = min(sharpen_radius, min(image.shape[-2:]) - 1)  # reflect padding needs radius < side
+    if radius < 1 or alpha == 0:
+        return (image,)
+    blurred = gaussian_blur(image, radius, sigma)
+    return ((image + alpha * (image - blurred)).clamp(0, 1),)
+
+
+def resize(images: torch.Tensor, width: int, height: int, method: str) -> torch.Tensor:
+    if method == "lanczos":  # PIL's Lanczos on float planes: no rounding to 8 bits
+        planes = [[torch.from_numpy(np.asarray(Image.fromarray(c.cpu().float().numpy(), mode="F")
+                                               .resize((width, height), Image.Resampling.LANCZOS)))
+                   for c in img] for img in images]
+        return torch.stack([torch.stack(p) for p in planes]).to(images).clamp(0, 1)
+    extra = {"align_corners": False, "antialias": True} if method in ("bilinear", "bicubic") else {}
+    return F.interpolate(images, size=(height, width), mode=method, **extra).clamp(0, 1)
+
+
+@node("ImageScale", category="image/upscaling",
+      description="Resizes to a width and height (0 keeps the aspect ratio), optionally center-cropping first.",
+      inputs=[Input("image", IMAGE),
+              Input("upscale_method", COMBO, default="nearest-exact", choices=UPSCALE_METHODS),
+              Input("width", INT, default=512, min=0, max=16384, step=1),
+              Input("height", INT, default=512, min=0, max=16384, step=1),
+              Input("crop", COMBO, default="disabled", choices=["disabled", "center"])],
+      outputs=[Output("IMAGE", IMAGE)],
+      check=lambda v: [("width", "width and height cannot both be 0")] if v["width"] == v["height"] == 0 else [])
+def image_scale(ctx, image: torch.Tensor, upscale_method: str, width: int, height: int, crop: str):
+    h, w = image.shape[-2:]
+    width = width or max(1, round(w * height / h))
+    height = height or max(1, round(h * width / w))
+    if crop == "center":
+        aspect = width / height
+        if w / h > aspect:
+            new_w = round(h * aspect)
+            image = image[..., :, (w - new_w) // 2:(w - new_w) // 2 + new_w]
+        else:
+            new_h = round(w / aspect)
+            image = image[..., (h - new_h) // 2:(h - new_h) // 2 + new_h, :]
+    return (resize(image, width, height, upscale_method),)
+
+
+@node("ImageScaleBy", category="image/upscaling", description="Resizes by a factor.",
+      inputs=[Input("image", IMAGE),
+              Input("upscale_method", COMBO, default="nearest-exact", choices=UPSCALE_METHODS),
+              Input("scale_by", FLOAT, default=1.0, min=0.01, max=8.0, step=0.01)],
+      outputs=[Output("IMAGE", IMAGE)])
+def image_scale_by(ctx, image: torch.Tensor, upscale_method: str, scale_by: float):
+    h, w = image.shape[-2:]
+    return (resize(image, max(1, round(w * scale_by)), max(1, round(h * scale_by)), upscale_method),)

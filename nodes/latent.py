@@ -1,0 +1,97 @@
+"""Latent nodes: empty latents, the VAE between pixels and latents, latent resizing."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, LATENT, VAE, Input, Output, node
+from latentgraph.nodes.values import Latent, VAEModel
+
+LATENT_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic"]
+
+
+@node("EmptyLatentImage", category="latent",
+      description="A blank latent canvas for txt2img. Its latent size follows the sampling model's VAE "
+                  "(width / 8 for SD1.5 and SDXL; the tiny-shapes model's VAE divides by 4).",
+      inputs=[Input("width", INT, default=512, min=16, max=16384, step=8, tooltip="Image width in pixels."),
+              Input("height", INT, default=512, min=16, max=16384, step=8, tooltip="Image height in pixels."),
+              Input("batch_size", INT, default=1, min=1, max=4096, tooltip="Images drawn at once.")],
+      outputs=[Output("LATENT", LATENT)])
+def empty_latent_image(ctx, width: int, height: int, batch_size: int):
+    return (Latent(samples=None, width=width, height=height, batch_size=batch_size),)
+
+
+@contextlib.contextmanager
+def vae_precision(vae):
+    """diffusers runs an fp16 VAE marked `force_upcast` (SDXL's overflows in fp16) in float32."""
+    upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    if upcast:
+        vae.to(dtype=torch.float32)
+    try:
+        yield vae.dtype
+    finally:
+        if upcast:
+            vae.to(dtype=torch.float16)
+
+
+def to_vae_space(latents: torch.Tensor, config) -> torch.Tensor:
+    """Undo the diffusion model's latent scaling before decoding (diffusers' pipelines)."""
+    mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+    if mean is not None and std is not None:
+        shape = (1, len(mean), 1, 1)
+        return (latents * torch.tensor(std).view(shape).to(latents) / config.scaling_factor
+                + torch.tensor(mean).view(shape).to(latents))
+    return latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
+
+
+@node("VAEDecode", category="latent", description="Decodes latents into pixels with the VAE.",
+      inputs=[Input("samples", LATENT), Input("vae", VAE)],
+      outputs=[Output("IMAGE", IMAGE)])
+def vae_decode(ctx, samples: Latent, vae: VAEModel):
+    model = vae.vae
+    latents = samples.samples
+    if latents is None:
+        f = vae.scale_factor
+        latents = torch.zeros(samples.batch_size, vae.latent_channels, samples.height // f, samples.width // f,
+                              device=model.device)
+    with vae_precision(model) as dtype:
+        image = model.decode(to_vae_space(latents.to(dtype), model.config), return_dict=False)[0]
+    return ((image / 2 + 0.5).clamp(0, 1).float(),)
+
+
+@node("VAEEncode", category="latent",
+      description="Encodes pixels into latents with the VAE. A sampler given this latent with denoise < 1 does "
+                  "img2img, drawing the latent from the encoder's distribution with its seed as diffusers does. "
+                  "Images are cropped to a multiple of the VAE's scale factor.",
+      inputs=[Input("pixels", IMAGE), Input("vae", VAE)],
+      outputs=[Output("LATENT", LATENT)])
+def vae_encode(ctx, pixels: torch.Tensor, vae: VAEModel):
+    model, f = vae.vae, vae.scale_factor
+    h, w = pixels.shape[-2] // f * f, pixels.shape[-1] // f * f
+    top, left = (pixels.shape[-2] - h) // 2, (pixels.shape[-1] - w) // 2
+    pixels = pixels[..., top:top + h, left:left + w]
+    config = model.config
+    with vae_precision(model) as dtype:
+        dist = model.encode((pixels * 2.0 - 1.0).to(device=model.device, dtype=dtype)).latent_dist
+    scaling, shift = config.scaling_factor, getattr(config, "shift_factor", None) or 0.0
+    return (Latent(samples=(dist.mean - shift) * scaling, width=w, height=h, batch_size=pixels.shape[0],
+                   dist=dist.parameters, scaling_factor=scaling, shift_factor=shift),)
+
+
+@node("LatentUpscaleBy", category="latent", description="Resizes latents by a factor (before a second pass).",
+      inputs=[Input("samples", LATENT),
+              Input("upscale_method", COMBO, default="nearest-exact", choices=LATENT_UPSCALE_METHODS),
+              Input("scale_by", FLOAT, default=1.5, min=0.01, max=8.0, step=0.01)],
+      outputs=[Output("LATENT", LATENT)])
+def latent_upscale_by(ctx, samples: Latent, upscale_method: str, scale_by: float):
+    width, height = round(samples.width * scale_by), round(samples.height * scale_by)
+    if samples.samples is None:
+        return (samples.replace(width=max(8, width // 8 * 8), height=max(8, height // 8 * 8)),)
+    lh, lw = samples.samples.shape[-2:]
+    new_h, new_w = max(1, round(lh * scale_by)), max(1, round(lw * scale_by))
+    resized = F.interpolate(samples.samples, size=(new_h, new_w), mode=upscale_method,
+                            **({"align_corners": False} if upscale_method in ("bilinear", "bicubic") else {}))
+    return (samples.replace(samples=resized, dist=None, width=samples.width * new_w // lw,
+                            height=samples.height * new_h // lh),)

@@ -1,0 +1,85 @@
+"""Checkpoint loading: diffusers folders here, single-file .safetensors in `single_file`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from latentgraph.graph.errors import InputError
+from latentgraph.nodes import folders
+from latentgraph.nodes.previews import LatentPreviewer
+from latentgraph.nodes.spec import CLIP, COMBO, MODEL, VAE, Input, Output, node
+from latentgraph.nodes.values import DiffusionModel, TextEncoder, VAEModel
+
+
+def family_of(has_text_encoder: bool, has_text_encoder_2: bool) -> str:
+    """SD1.5 has one text encoder, SDXL base two, the SDXL refiner only the second."""
+    if not has_text_encoder_2:
+        return "sd15"
+    return "sdxl" if has_text_encoder else "sdxl_refiner"
+
+
+def assemble(name: str, unet, vae, tokenizers: list, encoders: list, scheduler_config: dict, family: str,
+             force_zeros_for_empty_prompt: bool):
+    vae_model = VAEModel(vae=vae, name=name)
+    model = DiffusionModel(unet=unet, scheduler_config=scheduler_config, family=family, name=name,
+                           vae_scale_factor=vae_model.scale_factor, previewer=LatentPreviewer(vae))
+    clip = TextEncoder(tokenizers=tokenizers, encoders=encoders, family=family, name=name,
+                       force_zeros_for_empty_prompt=force_zeros_for_empty_prompt)
+    return model, clip, vae_model
+
+
+def load_diffusers_folder(path: Path, device, dtype):
+    """The components of a diffusers-format pipeline folder (safetensors weights only)."""
+    index = json.loads((path / "model_index.json").read_text())
+    options = dict(torch_dtype=dtype, use_safetensors=True, local_files_only=True)
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **options).to(device)
+    vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **options).to(device)
+    tokenizers, encoders = [], []
+    has_1 = bool((index.get("text_encoder") or [None])[0])
+    has_2 = bool((index.get("text_encoder_2") or [None])[0])
+    if has_1:
+        tokenizers.append(CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True))
+        encoders.append(CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **options).to(device))
+    if has_2:
+        tokenizers.append(CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2", local_files_only=True))
+        encoders.append(CLIPTextModelWithProjection.from_pretrained(path, subfolder="text_encoder_2",
+                                                                    **options).to(device))
+    scheduler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
+    family = family_of(has_1, has_2)
+    return assemble(path.name, unet, vae, tokenizers, encoders, scheduler_config, family,
+                    bool(index.get("force_zeros_for_empty_prompt", family != "sd15")))
+
+
+def load_checkpoint(path: Path, device, dtype):
+    if path.is_dir():
+        return load_diffusers_folder(path, device, dtype)
+    if path.suffix.lower() in folders.CHECKPOINT_EXTENSIONS:
+        from latentgraph.nodes import single_file
+        return single_file.load(path, device, dtype)
+    raise InputError("ckpt_name", f"{path.name}: only safetensors checkpoints are loaded")
+
+
+def refuse_pickles(values: dict) -> list[tuple[str, str]]:
+    name = str(values.get("ckpt_name", ""))
+    if name.lower().endswith(folders.PICKLE_EXTENSIONS):
+        return [("ckpt_name", f"{name!r} is a pickle checkpoint, which can run arbitrary code when loaded; "
+                              "only .safetensors files and diffusers folders are loaded (convert it to "
+                              "safetensors first)")]
+    return []
+
+
+@node("CheckpointLoaderSimple", category="loaders",
+      description="Loads a checkpoint (a diffusers folder or a single .safetensors file) from the models folder: "
+                  "its denoising model, text encoder(s) and VAE. Loaded once and shared by every run.",
+      inputs=[Input("ckpt_name", COMBO, choices_from="checkpoints", file_folder="checkpoints",
+                    tooltip="A checkpoint in models/checkpoints, models/, or a model shipped with latentgraph.")],
+      outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP), Output("VAE", VAE)],
+      holds_models=True, check=refuse_pickles)
+def checkpoint_loader_simple(ctx, ckpt_name: str):
+    path = folders.find_checkpoint(ctx.settings, ckpt_name)
+    if path is None:
+        raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found")
+    return load_checkpoint(path, ctx.device, ctx.dtype)

@@ -1,0 +1,137 @@
+"""The one declaration per node type.
+
+A node type is declared once, with `@node(...)`: its name, category, description, typed inputs
+and outputs, and the function that runs it. Validation, the executor, the CLI's `nodes` listing,
+the editor's widgets (through the JSON catalog) and the docs all read that declaration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+# Socket types: values that flow along links between nodes.
+MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE = "MODEL", "CLIP", "VAE", "CONDITIONING", "LATENT", "IMAGE"
+SOCKET_TYPES = (MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE)
+# Value types: constants held by widgets (they may also be fed by a link of the same type).
+INT, FLOAT, STRING, BOOLEAN, COMBO = "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"
+VALUE_TYPES = (INT, FLOAT, STRING, BOOLEAN, COMBO)
+
+SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    type: str
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    round: float | None = None
+    choices: Sequence[str] | None = None
+    # Choice lists that depend on the folders (checkpoints, input images) name their source here;
+    # they are resolved against the running configuration by `resolve_choices`.
+    choices_from: str | None = None
+    # Values users may know from ComfyUI that we refuse, each with the reason.
+    refused_choices: dict[str, str] | None = None
+    multiline: bool = False
+    tooltip: str = ""
+    required: bool = True
+    control_after_generate: bool = False  # a seed: the editor offers randomize/fixed/increment
+    image_upload: bool = False
+    # A file input's value names a file in a folder; the file's content enters the cache key.
+    file_folder: str | None = None
+
+    @property
+    def is_socket(self) -> bool:
+        return self.type in SOCKET_TYPES
+
+    def to_json(self, choices: Sequence[str] | None = None) -> dict:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "required": self.required}
+        for key in ("default", "min", "max", "step", "round", "choices_from"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.type == COMBO:
+            out["choices"] = list(choices if choices is not None else self.choices or [])
+        for key in ("multiline", "control_after_generate", "image_upload"):
+            if getattr(self, key):
+                out[key] = True
+        if self.tooltip:
+            out["tooltip"] = self.tooltip
+        return out
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    type: str
+    tooltip: str = ""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    category: str
+    description: str
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]
+    function: Callable[..., tuple]
+    display_name: str = ""
+    output_node: bool = False  # produces a result for the user (SaveImage, PreviewImage)
+    version: int = 1  # bump when the node's results change for the same inputs: it enters cache keys
+    holds_models: bool = False  # its outputs are loaded models, cached apart from intermediate results
+    # Extra validation across inputs, after each input was checked on its own: returns
+    # (input name, message) pairs.
+    check: Callable[[dict], list[tuple[str, str]]] | None = None
+
+    def input(self, name: str) -> Input | None:
+        return next((i for i in self.inputs if i.name == name), None)
+
+    def output_index(self, name: str) -> int | None:
+        return next((n for n, o in enumerate(self.outputs) if o.name == name), None)
+
+    def to_json(self, resolve: Callable[[Input], Sequence[str] | None] | None = None) -> dict:
+        return {
+            "name": self.name,
+            "display_name": self.display_name or self.name,
+            "category": self.category,
+            "description": self.description,
+            "version": self.version,
+            "output_node": self.output_node,
+            "inputs": [i.to_json(resolve(i) if resolve and i.choices_from else None) for i in self.inputs],
+            "outputs": [{"name": o.name, "type": o.type, **({"tooltip": o.tooltip} if o.tooltip else {})}
+                        for o in self.outputs],
+        }
+
+
+REGISTRY: dict[str, NodeSpec] = {}
+
+
+def node(name: str, *, category: str, description: str, inputs: Sequence[Input],
+         outputs: Sequence[Output], **options) -> Callable[[Callable], Callable]:
+    """Declare a node type. The decorated function gets the execution context and the inputs as
+    keyword arguments, and returns a tuple with one value per output."""
+    names = [i.name for i in inputs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{name}: duplicate input names")
+
+    def register(function: Callable) -> Callable:
+        if name in REGISTRY:
+            raise ValueError(f"node type {name} declared twice")
+        REGISTRY[name] = NodeSpec(name=name, category=category, description=description,
+                                  inputs=tuple(inputs), outputs=tuple(outputs), function=function,
+                                  **options)
+        return function
+
+    return register
+
+
+def catalog(resolve: Callable[[Input], Sequence[str] | None] | None = None) -> dict:
+    """The JSON node catalog read by the editor and the docs."""
+    return {
+        "version": 1,
+        "socket_types": list(SOCKET_TYPES),
+        "value_types": list(VALUE_TYPES),
+        "nodes": {name: spec.to_json(resolve) for name, spec in sorted(REGISTRY.items())},
+    }

@@ -1,0 +1,124 @@
+"""The values that flow along links: one class per socket type (IMAGE is a plain tensor,
+float in [0, 1], shaped batch x channels x height x width).
+
+Tensors inside these values stay on the compute device; the executor's cache measures them with
+`nbytes` to keep within its memory budget.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(eq=False)
+class DiffusionModel:
+    """MODEL: the denoising network and the noise schedule it was trained with."""
+    unet: Any
+    scheduler_config: dict  # the checkpoint's own scheduler settings (betas, prediction type, ...)
+    family: str  # "sd15", "sdxl" or "sdxl_refiner"
+    name: str
+    vae_scale_factor: int = 8  # of the checkpoint's VAE: pixels per latent cell
+    previewer: Any = None  # a cheap latent -> RGB map for live previews
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+
+@dataclass(eq=False)
+class TextEncoder:
+    """CLIP: tokenizers and text encoders (one for SD1.5 and the SDXL refiner, two for SDXL)."""
+    tokenizers: list
+    encoders: list
+    family: str
+    name: str
+    force_zeros_for_empty_prompt: bool = False
+
+
+@dataclass(eq=False)
+class VAEModel:
+    """VAE: the autoencoder between pixels and latents."""
+    vae: Any
+    name: str
+
+    @property
+    def scale_factor(self) -> int:
+        """Pixels per latent cell along each side (8 for SD's VAE)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.config.latent_channels
+
+
+@dataclass(frozen=True, eq=False)
+class Conditioning:
+    """CONDITIONING: what a text encoder made of one prompt.
+
+    `embeds` is the cross-attention sequence. SDXL adds `pooled` (text_embeds) and the size
+    conditioning `time_ids`; `time_ids=None` means "derive from the latent's size" (what diffusers
+    does when no size is given)."""
+    embeds: torch.Tensor
+    pooled: torch.Tensor | None = None
+    time_ids: tuple[float, ...] | None = None
+    # For the SDXL refiner: the aesthetic score put into time ids derived from the latent size.
+    aesthetic_score: float | None = None
+    empty_prompt: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Latent:
+    """LATENT: latents as the UNet sees them (already multiplied by the VAE's scaling factor).
+
+    `samples=None` is a blank canvas from EmptyLatentImage: its shape comes from the model that
+    samples it (latent channels, VAE scale factor), and a full denoise of it starts from pure
+    noise, as a txt2img pipeline does. A latent made by VAEEncode also keeps the encoder's
+    distribution (`dist`: mean and log-variance, as diffusers' DiagonalGaussianDistribution takes
+    them), so that a sampler can draw the initial latent from it with its seeded generator before
+    it draws the noise, exactly as diffusers' img2img pipelines do."""
+    samples: torch.Tensor | None
+    width: int  # pixels
+    height: int
+    batch_size: int
+    dist: torch.Tensor | None = None
+    scaling_factor: float = 1.0
+    shift_factor: float = 0.0
+
+    def replace(self, **changes) -> "Latent":
+        return dataclasses.replace(self, **changes)
+
+
+def nbytes(value: Any) -> int:
+    """Bytes of tensor data held by a value (models excluded: the model cache counts those)."""
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, (DiffusionModel, TextEncoder, VAEModel)):
+        return 0
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(nbytes(v) for v in value.values())
+    return 0
+
+
+def model_bytes(values) -> int:
+    """Bytes of the weights of the models among `values` (each counted once)."""
+    modules = {}
+    for value in values:
+        if isinstance(value, DiffusionModel):
+            modules[id(value.unet)] = value.unet
+        elif isinstance(value, TextEncoder):
+            modules.update((id(m), m) for m in value.encoders)
+        elif isinstance(value, VAEModel):
+            modules[id(value.vae)] = value.vae
+    return sum(t.element_size() * t.nelement() for m in modules.values()
+               for t in list(m.parameters()) + list(m.buffers()))

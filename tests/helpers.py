@@ -1,0 +1,30 @@
+"""Helpers shared by the tests: reading images, building workflows."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def read_png(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.array(image.convert("RGB"))
+
+
+def txt2img(ckpt="tiny-sd15", prompt="a red circle", negative="", seed=1, steps=6, cfg=6.0, sampler_name="euler",
+            scheduler="normal", width=64, height=64, batch_size=1) -> dict:
+    """Our txt2img workflow, with readable node ids."""
+    def ref(node, output):
+        return {"node": node, "output": output}
+
+    return {"format": "latentgraph", "version": 2, "nodes": {
+        "ckpt": {"type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "pos": {"type": "CLIPTextEncode", "inputs": {"text": prompt, "clip": ref("ckpt", "CLIP")}},
+        "neg": {"type": "CLIPTextEncode", "inputs": {"text": negative, "clip": ref("ckpt", "CLIP")}},
+        "latent": {"type": "EmptyLatentImage", "inputs": {"width": width, "height": height, "batch_size": batch_size}},
+        "sampler": {"type": "KSampler", "inputs": {
+            "model": ref("ckpt", "MODEL"), "positive": ref("pos", "CONDITIONING"), "negative": ref("neg", "CONDITIONING"),
+            "latent_image": ref("latent", "LATENT"), "seed": seed, "steps": steps, "cfg": cfg,
+            "sampler_name": sampler_name, "scheduler": scheduler, "denoise": 1.0}},
+        "decode": {"type": "VAEDecode", "inputs": {"samples": ref("sampler", "LATENT"), "vae": ref("ckpt", "VAE")}},
+        "save": {"type": "SaveImage", "inputs": {"images": ref("decode", "IMAGE"), "filename_prefix": "test"}},
+    }}
