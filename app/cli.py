@@ -1,0 +1,361 @@
+"""The `latentgraph` command: run workflows headless, list nodes, serve the editor, import
+ComfyUI workflows."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_INVALID, EXIT_FAILED, EXIT_INTERRUPTED = 3, 4, 130
+
+
+def _folder_options(parser: argparse.ArgumentParser, output_flag: str = "--out") -> None:
+    parser.add_argument("--models", metavar="DIR", help="models folder: checkpoints in DIR/checkpoints or DIR "
+                                                        "(default ./models, or $LATENTGRAPH_MODELS)")
+    parser.add_argument("--input", metavar="DIR", help="folder LoadImage reads from (default ./input)")
+    parser.add_argument(output_flag, dest="output", metavar="DIR",
+                        help="folder SaveImage writes to (default ./output)")
+    parser.add_argument("--temp", metavar="DIR", help="folder for preview images (default ./temp)")
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
+                        help="model precision (default: float16 on CUDA, float32 on CPU)")
+    parser.add_argument("--cache-budget", metavar="SIZE",
+                        help="memory for cached intermediate results, e.g. 2GB (default: 1/5 of GPU memory on "
+                             "CUDA, 1/8 of RAM up to 4GB on CPU)")
+    parser.add_argument("--model-budget", metavar="SIZE",
+                        help="memory for loaded checkpoints (default: 3/5 of GPU memory, or half the RAM)")
+
+
+def _settings(args):
+    from latentgraph.graph.settings import Settings
+
+    options = {name: getattr(args, name) for name in ("models", "input", "output", "temp")
+               if getattr(args, name, None)}
+    for name in ("device", "dtype", "cache_budget", "model_budget"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
+    return Settings(**options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentgraph", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run workflows headless",
+                              description="Run one or more workflows (our JSON, a ComfyUI API or UI workflow, or a "
+                                          "PNG saved with its workflow) in one process with one shared cache.")
+    run.add_argument("workflows", nargs="+", metavar="WORKFLOW")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                     help="change an input before running, e.g. --set sampler.seed=7 (NODE is a node id or title; "
+                          "repeatable; applies to every workflow that has that node)")
+    _folder_options(run)
+    _engine_options(run)
+    run.add_argument("--report", metavar="FILE", help="write each node's status (executed/cached) and seconds "
+                                                      "for every workflow to this JSON file")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    validate = commands.add_parser("validate", help="check workflows without running them")
+    validate.add_argument("workflows", nargs="+", metavar="WORKFLOW")
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE")
+    _folder_options(validate)
+
+    nodes = commands.add_parser("nodes", help="list the node types")
+    nodes.add_argument("--json", action="store_true", help="print the JSON node catalog the editor reads")
+    _folder_options(nodes)
+
+    serve = commands.add_parser("serve", help="serve the browser editor and the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; any other address requires a token)")
+    serve.add_argument("--port", type=int, default=8188)
+    serve.add_argument("--token", help="token every request must carry when binding a non-loopback address "
+                                       "(generated and printed if not given)")
+    _folder_options(serve, output_flag="--output")
+    _engine_options(serve)
+
+    convert = commands.add_parser("import", help="convert a ComfyUI workflow (JSON or PNG) into our format")
+    convert.add_argument("source", metavar="SRC")
+    convert.add_argument("-o", "--output", metavar="OUT", help="write here instead of printing")
+
+    tiny = commands.add_parser("make-tiny-model", help="write a tiny random-weight SD1.5 checkpoint (for trying "
+                                                       "the engine offline; the images are noise)")
+    tiny.add_argument("folder", metavar="DIR", help="e.g. models/checkpoints/tiny-random")
+    tiny.add_argument("--seed", type=int, default=0)
+
+    train = commands.add_parser("train-tiny", help="train the shipped tiny-shapes model (see its model card)",
+                                add_help=False)
+    train.add_argument("train_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def parse_override(text: str) -> tuple[str, str, str]:
+    target, sep, value = text.partition("=")
+    node, dot, name = target.rpartition(".")
+    if not sep or not dot or not node or not name:
+        raise ValueError(f"--set {text!r}: expected NODE.INPUT=VALUE, e.g. sampler.seed=7")
+    return node, name, value
+
+
+def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str]]:
+    """Set inputs from --set options. Returns (problems, the overrides whose node this workflow lacks)."""
+    from latentgraph.nodes import registry
+    from latentgraph.nodes.spec import BOOLEAN, FLOAT, INT
+
+    problems, absent = [], set()
+    for text in overrides:
+        node_ref, name, raw = parse_override(text)
+        nodes = doc["nodes"]
+        matches = [node_ref] if node_ref in nodes else [i for i, n in nodes.items() if n.get("title") == node_ref]
+        if not matches:
+            absent.add(text)
+            continue
+        if len(matches) > 1:
+            problems.append(f"--set {text}: several nodes are titled {node_ref!r}; use a node id")
+            continue
+        node = nodes[matches[0]]
+        spec = registry().get(node.get("type"))
+        inp = spec.input(name) if spec else None
+        value: object = raw
+        if inp is not None:
+            try:
+                if inp.type == INT:
+                    value = int(raw)
+                elif inp.type == FLOAT:
+                    value = float(raw)
+                elif inp.type == BOOLEAN:
+                    if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(raw)
+                    value = raw.lower() in ("true", "1", "yes")
+            except ValueError:
+                problems.append(f"--set {text}: {raw!r} is not a valid {inp.type} for input {name!r}")
+                continue
+        node.setdefault("inputs", {})[name] = value  # an unknown input name is reported by validation
+    return problems, absent
+
+
+def load_all(paths: list[str], overrides: list[str]) -> tuple[list[tuple[str, dict | None, list[str]]], list[str]]:
+    """Read every workflow and apply the overrides: [(path, doc or None, problems)], and the
+    overrides that matched a node in none of them."""
+    from latentgraph.graph.errors import WorkflowInvalid
+    from latentgraph.graph.workflow import WorkflowFormatError, load_workflow
+
+    loaded, unmatched = [], set(overrides)
+    for path in paths:
+        try:
+            doc = load_workflow(Path(path))
+        except (OSError, WorkflowFormatError, WorkflowInvalid) as exc:
+            errors = getattr(exc, "errors", None)
+            loaded.append((path, None, [e.message for e in errors] if errors else [f"cannot read workflow: {exc}"]))
+            continue
+        problems, absent = apply_overrides(doc, overrides)
+        unmatched &= absent
+        loaded.append((path, doc, problems))
+    return loaded, sorted(unmatched)
+
+
+class ProgressBars:
+    """tqdm bars for sampler progress, one per sampling node."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar, self.node = enabled, None, None
+
+    def __call__(self, event: dict) -> None:
+        if not self.enabled or event["type"] != "progress":
+            return
+        from tqdm import tqdm
+
+        if self.node != event["node_id"] or self.bar is None:
+            self.close()
+            self.node = event["node_id"]
+            self.bar = tqdm(total=event["total"], desc=f"{event['node_id']}", unit="step", leave=False)
+        self.bar.n = event["step"]
+        self.bar.refresh()
+        if event["step"] >= event["total"]:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _quiet_libraries() -> None:
+    """diffusers/transformers print loading bars and notices that are noise on our command line."""
+    import diffusers
+    import transformers
+
+    for lib in (diffusers, transformers):
+        lib.utils.logging.set_verbosity_error()
+        lib.utils.logging.disable_progress_bar()
+
+
+def cmd_run(args) -> int:
+    from latentgraph.graph.errors import Interrupted, NodeError, WorkflowInvalid
+    from latentgraph.graph.executor import Executor
+
+    _quiet_libraries()
+    try:
+        settings = _settings(args)
+        executor = Executor(settings)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        loaded, unmatched = load_all(args.workflows, args.overrides)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if unmatched:
+        for text in unmatched:
+            print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+        return 2
+    report, worst = [], 0
+    bars = ProgressBars(enabled=not args.quiet and sys.stderr.isatty())
+    for path, doc, problems in loaded:
+        entry: dict = {"workflow": path}
+        report.append(entry)
+        if problems:
+            for problem in problems:
+                print(f"{path}: {problem}", file=sys.stderr)
+            entry.update(status="invalid", errors=[{"message": p} for p in problems])
+            worst = max(worst, EXIT_INVALID)
+            continue
+        started = time.perf_counter()
+        try:
+            result = executor.run(doc, on_event=bars)
+        except WorkflowInvalid as exc:
+            print(f"{path}: {len(exc.errors)} problem(s), nothing was run:", file=sys.stderr)
+            for error in exc.errors:
+                print(f"  - {error.message}", file=sys.stderr)
+            entry.update(status="invalid", errors=[e.to_json() for e in exc.errors])
+            worst = max(worst, EXIT_INVALID)
+            continue
+        except NodeError as exc:
+            bars.close()
+            print(f"{path}: failed: {exc.error.message}", file=sys.stderr)
+            entry.update(status="error", errors=[exc.error.to_json()], **exc.result.to_json())
+            worst = max(worst, EXIT_FAILED)
+            continue
+        except (Interrupted, KeyboardInterrupt):
+            bars.close()
+            print(f"{path}: interrupted", file=sys.stderr)
+            entry.update(status="interrupted")
+            worst = EXIT_INTERRUPTED
+            break
+        finally:
+            bars.close()
+        entry.update(status="success", **result.to_json())
+        executed = sum(r.status == "executed" for r in result.report)
+        print(f"{path}: {executed} node(s) run, {len(result.report) - executed} cached, "
+              f"{time.perf_counter() - started:.2f}s")
+        for image in result.images:
+            print(f"  {image['node_id']}: {image['path']}")
+    if args.report:
+        Path(args.report).write_text(json.dumps({"runs": report}, indent=2) + "\n", encoding="utf-8")
+    return worst
+
+
+def cmd_validate(args) -> int:
+    from latentgraph.graph.validate import validate
+
+    settings, worst = _settings(args), 0
+    try:
+        loaded, unmatched = load_all(args.workflows, args.overrides)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for text in unmatched:
+        print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+    for path, doc, problems in loaded:
+        errors = problems or [e.message for e in validate(doc, settings)[1]]
+        if errors:
+            print(f"{path}: {len(errors)} problem(s):", file=sys.stderr)
+            for error in errors:
+                print(f"  - {error}", file=sys.stderr)
+            worst = EXIT_INVALID
+        else:
+            print(f"{path}: valid")
+    return worst if not unmatched else 2
+
+
+def cmd_nodes(args) -> int:
+    from latentgraph.nodes import folders, registry
+    from latentgraph.nodes.spec import catalog
+
+    settings = _settings(args)
+    registry()
+    document = catalog(lambda inp: folders.resolve_choices(settings, inp.choices_from))
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    by_category: dict[str, list] = {}
+    for spec in document["nodes"].values():
+        by_category.setdefault(spec["category"], []).append(spec)
+    for category in sorted(by_category):
+        print(f"{category}:")
+        for spec in by_category[category]:
+            ins = ", ".join(f"{i['name']}:{i['type']}" for i in spec["inputs"])
+            outs = ", ".join(o["type"] for o in spec["outputs"]) or "-"
+            print(f"  {spec['name']}({ins}) -> {outs}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from latentgraph.server.app import serve
+
+    _quiet_libraries()
+    serve(host=args.host, port=args.port, settings=_settings(args), token=args.token)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from latentgraph.graph.errors import WorkflowInvalid
+    from latentgraph.graph.workflow import WorkflowFormatError, load_workflow
+
+    try:
+        doc = load_workflow(Path(args.source))
+    except (OSError, WorkflowFormatError, WorkflowInvalid) as exc:
+        print(f"{args.source}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    text = json.dumps(doc, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_make_tiny_model(args) -> int:
+    from latentgraph.tiny_random import save_sd15
+
+    _quiet_libraries()
+    print(f"wrote {save_sd15(args.folder, seed=args.seed)}")
+    return 0
+
+
+def cmd_train_tiny(args) -> int:
+    from latentgraph.training.train_tiny import main as train_main
+
+    return train_main(args.train_args) or 0
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "serve": cmd_serve, "import": cmd_import,
+            "make-tiny-model": cmd_make_tiny_model, "train-tiny": cmd_train_tiny}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
