@@ -114,6 +114,13 @@ class Executor:
     def validate(self, workflow: Any) -> list[GraphError]:
         return validate(load_workflow(workflow), self.settings)[1]
 
+    def keys(self, workflow: Any) -> dict[str, str]:
+        """The cache key of each node that would run."""
+        plan, errors = validate(load_workflow(workflow), self.settings)
+        if errors:
+            raise WorkflowInvalid(errors)
+        return self._keys(plan, plan.order())
+
     def run(self, workflow: Any, on_event: Callable[[Event], None] | None = None) -> RunResult:
         """Run a workflow (any accepted format). Raises WorkflowInvalid before running anything,
         NodeError when a node fails, Interrupted when interrupted; each carries `.result`."""

@@ -117,12 +117,13 @@ def validate(doc: Any, settings: Settings) -> tuple[Plan | None, list[GraphError
         raw[node_id] = {"spec": specs[node_type], "inputs": inputs, "mode": mode}
 
     # 2. Links: to existing nodes and outputs, of the right type; bypassed nodes resolved.
-    def resolve(node_id: str, output: str, seen: frozenset = frozenset()) -> tuple[str, str] | str:
-        """(node, output) that really provides a value, or an error text."""
+    def resolve(node_id: str, output: str, seen: frozenset = frozenset()) -> tuple[str, str] | str | None:
+        """(node, output) that really provides a value, an error text, or None when the linked
+        node is itself invalid (its own error says why)."""
         source = raw.get(node_id)
         if source is None:
-            return f"is linked to node '{node_id}', which does not exist" + (
-                "" if node_id not in doc["nodes"] else " or is invalid")
+            # A node that exists but is malformed or of an unknown type is reported on its own.
+            return None if node_id in doc["nodes"] else f"is linked to node '{node_id}', which does not exist"
         spec = source["spec"]
         index = spec.output_index(output)
         if index is None:
@@ -166,6 +167,8 @@ def validate(doc: Any, settings: Settings) -> tuple[Plan | None, list[GraphError
                 plan_node.values[name] = value if value_errors else coerce(inp, value)
                 continue
             target = resolve(str(value["node"]), value["output"])
+            if target is None:
+                continue
             if isinstance(target, str):
                 kind = "missing_output" if "which has outputs" in target else "missing_node"
                 problems.append(_error(kind, node_id, spec.name, name, target))
