@@ -115,7 +115,7 @@ def image_sharpen(ctx, image: torch.Tensor, sharpen_radius: int, sigma: float, a
 
 def resize(images: torch.Tensor, width: int, height: int, method: str) -> torch.Tensor:
     if method == "lanczos":  # PIL's Lanczos on float planes: no rounding to 8 bits
-        planes = [[torch.from_numpy(np.asarray(Image.fromarray(c.cpu().float().numpy(), mode="F")
+        planes = [[torch.from_numpy(np.array(Image.fromarray(c.cpu().float().numpy(), mode="F")
                                                .resize((width, height), Image.Resampling.LANCZOS)))
                    for c in img] for img in images]
         return torch.stack([torch.stack(p) for p in planes]).to(images).clamp(0, 1)
