@@ -1,0 +1,145 @@
+"""The aiohttp application: API routes, the websocket, the built editor, and `serve`.
+
+    latentgraph serve [--host 127.0.0.1] [--port 8188] ...
+
+calls `serve(host, port, settings, token)`. Everything the server reads or writes lies in the
+configured folders, the saved-workflow library and the history database beside the output folder.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+from aiohttp import web
+
+import latentgraph.web
+from latentgraph.graph.executor import Executor
+from latentgraph.graph.settings import Settings
+from latentgraph.nodes import registry
+from latentgraph.server import api, files, library, openapi, security
+from latentgraph.server.events import Broadcaster
+from latentgraph.server.history import History
+from latentgraph.server.jobs import JobQueue
+from latentgraph.server.state import SERVER, Server, failure, inside, state
+
+MAX_UPLOAD_BYTES = 32 << 20
+HISTORY_FILE = "latentgraph-history.sqlite3"
+LIBRARY_FOLDER = "workflows"
+EDITOR = Path(latentgraph.web.__file__).resolve().parent / "dist"
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/ws")
+@openapi.operation(answer_type="", tag="events")
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Websocket of events for every job (docs/protocol.md, 'Websocket events').
+
+    The first message is a `queue` event with the current counts."""
+    return await state(request).events.handle(request)
+
+
+@routes.get("/")
+async def editor_page(request: web.Request) -> web.StreamResponse:
+    """The browser editor."""
+    index = request.app[EDITOR_KEY] / "index.html"
+    if not index.is_file():
+        return web.Response(status=404, content_type="text/html", text=(
+            "<h1>latentgraph</h1><p>The editor is not built (cd web &amp;&amp; npm ci &amp;&amp; npm run build). "
+            "The API is at <a href='api/openapi.json'>api/openapi.json</a>.</p>"))
+    return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/{path:.+}")
+async def editor_file(request: web.Request) -> web.StreamResponse:
+    """Other files of the built editor (scripts, styles); anything unknown is a 404."""
+    path = request.match_info["path"]
+    found = None if any(part.startswith(".") for part in path.split("/")) else inside(request.app[EDITOR_KEY], path)
+    if found is None:
+        raise failure(404, f"not found: /{path}")
+    # Bundles have content-hashed names: they never change under the same URL.
+    cache = "public, max-age=31536000, immutable" if path.startswith("assets/") else "no-cache"
+    return web.FileResponse(found, headers={"Cache-Control": cache})
+
+
+EDITOR_KEY = web.AppKey("editor", Path)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """Unknown API routes and wrong methods answer the protocol's error object, not HTML."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json" or not request.path.startswith("/api/"):
+            raise
+        raise type(exc)(text=json.dumps({"error": exc.reason}), content_type="application/json",
+                        headers={k: v for k, v in exc.headers.items() if k == "Allow"}) from None
+
+
+def create_app(settings: Settings, token: str | None = None, *, host: str = "127.0.0.1",
+               history_path: Path | None = None, library_folder: Path | None = None,
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, editor: Path = EDITOR) -> web.Application:
+    """The server for `settings`. `host` is the address it will be bound to: any non-loopback
+    address requires `token`, which every request must then carry."""
+    if token is None and not security.is_loopback(host):
+        raise ValueError(f"serving on {host} (not a loopback address) requires a token")
+    registry()  # fills the node catalog
+    executor = Executor(settings, previews=True)
+    history = History(history_path or settings.output.resolve().parent / HISTORY_FILE)
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def publish(event: dict) -> None:  # from any thread, events keep their order
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(events.publish, event)
+
+    jobs = JobQueue(executor, history, publish)
+    events = Broadcaster(greeting=lambda: [jobs.queue_event()])
+
+    app = web.Application(middlewares=[security.guard(token), json_errors],
+                          client_max_size=max_upload_bytes + (1 << 20))
+    app[SERVER] = Server(settings, executor, history, jobs, events,
+                         library_folder or settings.output.resolve().parent / LIBRARY_FOLDER, max_upload_bytes)
+    app[EDITOR_KEY] = editor
+    for table in (api.routes, files.routes, library.routes, routes):  # `routes` last: its catch-all
+        app.router.add_routes(table)
+
+    async def start(app: web.Application) -> None:
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        jobs.start()
+
+    async def close_sockets(app: web.Application) -> None:
+        await events.close_all()
+
+    async def stop(app: web.Application) -> None:
+        await asyncio.to_thread(jobs.stop)
+        history.close()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(close_sockets)
+    app.on_cleanup.append(stop)
+    return app
+
+
+def editor_url(host: str, port: int, token: str | None) -> str:
+    if host in ("", "0.0.0.0", "::"):  # every interface: show a name others can use
+        host = socket.gethostname()
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def serve(host: str = "127.0.0.1", port: int = 8188, settings: Settings | None = None,
+          token: str | None = None) -> None:
+    """Run the server until interrupted (Ctrl+C). A non-loopback `host` without a token gets a
+    generated one; the URL printed carries it."""
+    settings = settings or Settings()
+    if token is None and not security.is_loopback(host):
+        token = security.new_token()
+        print("latentgraph: serving on a non-loopback address: every request needs this token:\n"
+              f"  {token}", flush=True)
+    app = create_app(settings, token, host=host)
+    url = editor_url(host, port, token)
+    web.run_app(app, host=host, port=port, print=lambda _: print(f"latentgraph: editor at {url}", flush=True))

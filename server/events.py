@@ -1,0 +1,64 @@
+"""Websocket broadcast: every connected tab gets every event, in order.
+
+Each client has its own bounded queue and sender task, so one slow tab never holds up the others
+or the worker; a tab that falls too far behind is disconnected (the editor reconnects and reloads
+the queue state).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Callable
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+log = logging.getLogger(__name__)
+
+BACKLOG = 2000  # events a client may lag behind before it is dropped
+
+
+class Broadcaster:
+    def __init__(self, greeting: Callable[[], list[dict]] = lambda: []):
+        self._greeting = greeting  # events sent to a client when it connects (the queue state)
+        self._clients: dict[web.WebSocketResponse, asyncio.Queue] = {}
+
+    def publish(self, event: dict) -> None:
+        """Send an event to every client. Call on the event loop."""
+        message = json.dumps(event)
+        for ws, queue in list(self._clients.items()):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                log.warning("dropping a websocket client that is %d events behind", BACKLOG)
+                del self._clients[ws]
+                asyncio.ensure_future(ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"))
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        queue: asyncio.Queue = asyncio.Queue(BACKLOG)
+        for event in self._greeting():
+            queue.put_nowait(json.dumps(event))
+        self._clients[ws] = queue
+        sender = asyncio.create_task(self._send(ws, queue))
+        try:
+            async for message in ws:  # clients only listen; reading notices when they leave
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._clients.pop(ws, None)
+            sender.cancel()
+        return ws
+
+    async def _send(self, ws: web.WebSocketResponse, queue: asyncio.Queue) -> None:
+        try:
+            while True:
+                await ws.send_str(await queue.get())
+        except (ConnectionResetError, RuntimeError):  # the client went away mid-send
+            pass
+
+    async def close_all(self) -> None:
+        clients, self._clients = list(self._clients), {}
+        for ws in clients:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
