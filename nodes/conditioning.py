@@ -1,9 +1,11 @@
 """Text encoding: prompts to CONDITIONING, with diffusers' `encode_prompt` semantics."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
-from latentgraph.nodes.spec import CLIP, CONDITIONING, STRING, Input, Output, node
+from latentgraph.nodes.spec import CLIP, CONDITIONING, INT, STRING, Input, Output, node
 from latentgraph.nodes.values import Conditioning, TextEncoder
 
 
@@ -14,7 +16,14 @@ def encode_sd15(clip: TextEncoder, text: str, device) -> Conditioning:
     tokens = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                        return_tensors="pt")
     mask = tokens.attention_mask.to(device) if getattr(encoder.config, "use_attention_mask", False) else None
-    embeds = encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+    if clip.clip_skip:
+        # diffusers' clip_skip: an earlier layer's hidden states, through the final layer norm.
+        hidden = encoder(tokens.input_ids.to(device), attention_mask=mask, output_hidden_states=True)
+        # (transformers 5 flattened CLIPTextModel: the layer norm moved up from `.text_model`.)
+        final_layer_norm = getattr(encoder, "text_model", encoder).final_layer_norm
+        embeds = final_layer_norm(hidden[-1][-(clip.clip_skip + 1)])
+    else:
+        embeds = encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
     return Conditioning(embeds=embeds.to(dtype=encoder.dtype, device=device), empty_prompt=text == "")
 
 
@@ -35,3 +44,13 @@ def encode(clip: TextEncoder, text: str) -> Conditioning:
 def clip_text_encode(ctx, text: str, clip: TextEncoder):
     with torch.inference_mode():
         return (encode(clip, text),)
+
+
+@node("CLIPSetLastLayer", category="conditioning",
+      description="Stops the text encoder early ('clip skip'): -1 uses the last layer, -2 the one before it "
+                  "(diffusers' clip_skip=1), and so on.",
+      inputs=[Input("clip", CLIP),
+              Input("stop_at_clip_layer", INT, default=-1, min=-24, max=-1, step=1)],
+      outputs=[Output("CLIP", CLIP)])
+def clip_set_last_layer(ctx, clip: TextEncoder, stop_at_clip_layer: int):
+    return (dataclasses.replace(clip, clip_skip=-stop_at_clip_layer - 1),)

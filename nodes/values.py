@@ -40,6 +40,7 @@ class TextEncoder:
     family: str
     name: str
     force_zeros_for_empty_prompt: bool = False
+    clip_skip: int = 0  # layers skipped from the end, as diffusers' `clip_skip` (CLIPSetLastLayer)
 
 
 @dataclass(eq=False)

@@ -90,3 +90,25 @@ def test_img2img_equals_img2img_pipeline(executor, settings, sampler):
     theirs = pipe("a red circle", image=picture, strength=0.6, negative_prompt="", num_inference_steps=10,
                   guidance_scale=7.0, generator=torch.Generator("cpu").manual_seed(5), output_type="np").images
     assert np.array_equal(ours, as_uint8(theirs)[0])
+
+
+def test_clip_skip_equals_pipeline_clip_skip(executor):
+    workflow = txt2img(seed=9, steps=4)
+    nodes = workflow["nodes"]
+    nodes["skip"] = {"type": "CLIPSetLastLayer", "inputs": {"clip": {"node": "ckpt", "output": "CLIP"},
+                                                             "stop_at_clip_layer": -2}}
+    # diffusers applies clip_skip to the prompt only, not to the negative prompt.
+    nodes["pos"]["inputs"]["clip"] = {"node": "skip", "output": "CLIP"}
+    ours = read_png(executor.run(workflow).images[0]["path"])
+    pipe = reference_pipeline(executor, diffusers.StableDiffusionPipeline, ("euler", "normal"))
+    encoder = pipe.text_encoder
+    if not hasattr(encoder, "text_model"):
+        # diffusers 0.42 reaches the final layer norm through `.text_model`, which transformers 5
+        # flattened away; alias it (outside nn.Module's registry) so its clip_skip path runs.
+        object.__setattr__(encoder, "text_model", encoder)
+    kwargs = dict(negative_prompt="", num_inference_steps=4, guidance_scale=6.0, height=64, width=64,
+                  output_type="np")
+    theirs = pipe("a red circle", clip_skip=1, generator=torch.Generator("cpu").manual_seed(9), **kwargs).images
+    unskipped = pipe("a red circle", generator=torch.Generator("cpu").manual_seed(9), **kwargs).images
+    assert np.array_equal(ours, as_uint8(theirs)[0])
+    assert not np.array_equal(ours, as_uint8(unskipped)[0])
