@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     nodes = commands.add_parser("nodes", help="list the node types")
     nodes.add_argument("--json", action="store_true", help="print the JSON node catalog the editor reads")
+    nodes.add_argument("--markdown", action="store_true", help="print the node reference (docs/nodes.md)")
     _folder_options(nodes)
 
     serve = commands.add_parser("serve", help="serve the browser editor and the HTTP API")
@@ -292,6 +293,9 @@ def cmd_nodes(args) -> int:
     if args.json:
         print(json.dumps(document, indent=2))
         return 0
+    if args.markdown:
+        sys.stdout.write(markdown_reference(registry()))
+        return 0
     by_category: dict[str, list] = {}
     for spec in document["nodes"].values():
         by_category.setdefault(spec["category"], []).append(spec)
@@ -302,6 +306,31 @@ def cmd_nodes(args) -> int:
             outs = ", ".join(o["type"] for o in spec["outputs"]) or "-"
             print(f"  {spec['name']}({ins}) -> {outs}")
     return 0
+
+
+def markdown_reference(specs) -> str:
+    """The node reference, from the same declarations as the catalog (folder-dependent choice
+    lists are described, not listed)."""
+    lines = ["# Node reference", "", "Generated from the node declarations by `latentgraph nodes --markdown`.", ""]
+    for category in sorted({spec.category for spec in specs.values()}):
+        lines += [f"## {category}", ""]
+        for spec in sorted((s for s in specs.values() if s.category == category), key=lambda s: s.name):
+            lines += [f"### {spec.name}", "", spec.description, "", "| input | type | default | range / choices |",
+                      "| --- | --- | --- | --- |"]
+            for inp in spec.inputs:
+                if inp.choices_from:
+                    extent = f"files: {inp.choices_from.replace('_', ' ')}"
+                elif inp.choices:
+                    extent = ", ".join(inp.choices)
+                elif inp.min is not None or inp.max is not None:
+                    extent = f"{inp.min} to {inp.max}" + (f", step {inp.step}" if inp.step else "")
+                else:
+                    extent = ""
+                default = "" if inp.default is None else f"`{inp.default!r}`"
+                lines.append(f"| {inp.name} | {inp.type} | {default} | {extent} |")
+            outputs = ", ".join(f"{o.name} ({o.type})" for o in spec.outputs) or "none (an output node)"
+            lines += ["", f"Outputs: {outputs}.", ""]
+    return "\n".join(lines)
 
 
 def cmd_serve(args) -> int:

@@ -139,3 +139,11 @@ def test_python_api_builds_and_runs_the_same_graph(tmp_path):
 def test_examples_validate(name, tmp_path):
     done = latentgraph("validate", EXAMPLES / f"{name}.json", "--input", EXAMPLES / "input", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_node_reference_doc_is_generated_from_the_declarations():
+    from latentgraph.cli import markdown_reference
+    from latentgraph.nodes import registry
+
+    assert (ROOT / "docs" / "nodes.md").read_text() == markdown_reference(registry()), \
+        "docs/nodes.md is stale: run `latentgraph nodes --markdown > docs/nodes.md`"
