@@ -35,6 +35,10 @@ def load_diffusers_folder(path: Path, device, dtype):
     """The components of a diffusers-format pipeline folder (safetensors weights only)."""
     index = json.loads((path / "model_index.json").read_text())
     options = dict(torch_dtype=dtype, use_safetensors=True, local_files_only=True)
+    for part in ("unet", "vae"):
+        if not any((path / part).glob("*.safetensors")):
+            raise InputError("ckpt_name", f"{path.name}/{part} has no .safetensors weights; pickle weights "
+                                          "(.bin) are not loaded: convert the folder to safetensors")
     unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **options).to(device)
     vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **options).to(device)
     tokenizers, encoders = [], []
