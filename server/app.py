@@ -75,8 +75,10 @@ async def json_errors(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json" or not request.path.startswith("/api/"):
             raise
-        raise type(exc)(text=json.dumps({"error": exc.reason}), content_type="application/json",
-                        headers={k: v for k, v in exc.headers.items() if k == "Allow"}) from None
+
+        exc.text = json.dumps({"error": f"{exc.reason}: {request.method} {request.path}"})
+        exc.content_type = "application/json"
+        raise
 
 
 def create_app(settings: Settings, token: str | None = None, *, host: str = "127.0.0.1",

@@ -13,6 +13,7 @@ import os
 import re
 import uuid
 import warnings
+from urllib.parse import unquote
 from pathlib import Path, PureWindowsPath
 
 from aiohttp import BodyPartReader, web
@@ -68,7 +69,7 @@ def image_format(data: bytes) -> str:
 
 def safe_stem(filename: str) -> str:
     """A file name stem made of letters, digits, '-' and '_' from whatever the client sent."""
-    stem = PureWindowsPath(filename).stem  # also splits on '/', and drops any folders
+    stem = PureWindowsPath(unquote(filename)).stem  # also splits on '/', and drops any folders
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-")[:48]
     return stem or "upload"
 

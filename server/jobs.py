@@ -88,7 +88,7 @@ class JobQueue:
             self._pending.append(job)
             self.history.save(job.to_json())
             # Published under the lock, so that "queued" reaches clients before the worker's "started".
-            self._event(job, "queued", position=position)
+            self._event(job, {"type": "queued", "position": position})
             self._queue_event()
             self._changed.notify_all()
         return job, position
@@ -140,7 +140,7 @@ class JobQueue:
                 job.status, job.started = "running", time.time()
                 self._running = job
                 self.history.save(job.to_json())
-                self._event(job, "started")
+                self._event(job, {"type": "started"})
                 self._queue_event()
             try:
                 self._run(job)
@@ -153,7 +153,7 @@ class JobQueue:
                 job.finished = time.time()
                 self._running = None
                 self.history.save(job.to_json())
-                self._event(job, "finished", status=job.status)
+                self._event(job, {"type": "finished", "status": job.status})
                 self._queue_event()
 
     def _run(self, job: Job) -> None:
@@ -166,7 +166,7 @@ class JobQueue:
                 event = dict(event, images=[self._issue_image(job, event["node_id"], image)
                                             for image in event["images"]])
                 job.images.extend(event["images"])
-            self._event(job, event.pop("type"), **event)
+            self._event(job, event)
 
         result = None
         try:
@@ -176,7 +176,7 @@ class JobQueue:
             job.status = "error"
             job.errors = [error.to_json() for error in exc.errors]
             for error in job.errors:
-                self._event(job, "error", **error)
+                self._event(job, {"type": "error", **error})
         except NodeError as exc:  # the executor already sent the error event
             job.status, job.errors, result = "error", [exc.error.to_json()], getattr(exc, "result", None)
         except Interrupted as exc:
@@ -200,11 +200,11 @@ class JobQueue:
             self._pending.remove(job)
             job.status, job.finished = "cancelled", time.time()
             self.history.save(job.to_json())
-            self._event(job, "finished", status="cancelled")
+            self._event(job, {"type": "finished", "status": "cancelled"})
         self._queue_event()
 
-    def _event(self, job: Job, kind: str, **fields) -> None:
-        self._publish({"type": kind, "job_id": job.job_id, **fields})
+    def _event(self, job: Job, event: dict) -> None:
+        self._publish({"type": event["type"], "job_id": job.job_id, **event})
 
     def queue_event(self) -> dict:
         """The `queue` event: how many jobs run and wait."""
