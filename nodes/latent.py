@@ -86,12 +86,47 @@ def vae_encode(ctx, pixels: torch.Tensor, vae: VAEModel):
               Input("scale_by", FLOAT, default=1.5, min=0.01, max=8.0, step=0.01)],
       outputs=[Output("LATENT", LATENT)])
 def latent_upscale_by(ctx, samples: Latent, upscale_method: str, scale_by: float):
-    width, height = round(samples.width * scale_by), round(samples.height * scale_by)
     if samples.samples is None:
+        width, height = round(samples.width * scale_by), round(samples.height * scale_by)
         return (samples.replace(width=max(8, width // 8 * 8), height=max(8, height // 8 * 8)),)
     lh, lw = samples.samples.shape[-2:]
-    new_h, new_w = max(1, round(lh * scale_by)), max(1, round(lw * scale_by))
-    resized = F.interpolate(samples.samples, size=(new_h, new_w), mode=upscale_method,
-                            **({"align_corners": False} if upscale_method in ("bilinear", "bicubic") else {}))
-    return (samples.replace(samples=resized, dist=None, width=samples.width * new_w // lw,
-                            height=samples.height * new_h // lh),)
+    factor = samples.width / lw
+    return (_resize_latent(samples, round(lw * scale_by) * factor, round(lh * scale_by) * factor, upscale_method),)
+
+def _resize_latent(samples: Latent, width: int, height: int, method: str) -> Latent:
+    """Latents resized so that they decode to about width x height pixels."""
+    if samples.samples is None:
+        return samples.replace(width=width, height=height)
+    lh, lw = samples.samples.shape[-2:]
+    factor = samples.width / lw  # pixels per latent cell
+    new_h, new_w = max(1, round(height / factor)), max(1, round(width / factor))
+    resized = F.interpolate(samples.samples, size=(new_h, new_w), mode=method,
+                            **({"align_corners": False} if method in ("bilinear", "bicubic") else {}))
+    return samples.replace(samples=resized, dist=None, width=round(new_w * factor), height=round(new_h * factor))
+
+
+@node("LatentUpscale", category="latent", description="Resizes latents to a pixel width and height (0 keeps the "
+                                                      "aspect ratio), optionally center-cropping first.",
+      inputs=[Input("samples", LATENT),
+              Input("upscale_method", COMBO, default="nearest-exact", choices=LATENT_UPSCALE_METHODS),
+              Input("width", INT, default=512, min=0, max=16384, step=8),
+              Input("height", INT, default=512, min=0, max=16384, step=8),
+              Input("crop", COMBO, default="disabled", choices=["disabled", "center"])],
+      outputs=[Output("LATENT", LATENT)],
+      check=lambda v: [("width", "width and height cannot both be 0")] if v["width"] == v["height"] == 0 else [])
+def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height: int, crop: str):
+    width = width or max(8, round(samples.width * height / samples.height / 8) * 8)
+    height = height or max(8, round(samples.height * width / samples.width / 8) * 8)
+    if crop == "center" and samples.samples is not None:
+        lh, lw = samples.samples.shape[-2:]
+        aspect = width / height
+        if lw / lh > aspect:
+            keep = max(1, round(lh * aspect))
+            cropped = samples.samples[..., :, (lw - keep) // 2:(lw - keep) // 2 + keep]
+        else:
+            keep = max(1, round(lw / aspect))
+            cropped = samples.samples[..., (lh - keep) // 2:(lh - keep) // 2 + keep, :]
+        factor = samples.width / lw
+        samples = samples.replace(samples=cropped, dist=None, width=round(cropped.shape[-1] * factor),
+                                  height=round(cropped.shape[-2] * factor))
+    return (_resize_latent(samples, width, height, upscale_method),)
