@@ -54,7 +54,7 @@ def server_dirs(tmp_path_factory):
     """Models, input and output folders. The default workflow needs the checkpoint `tiny-shapes`:
     the shipped one if the package has it, else a tiny random one of the same name."""
     root = tmp_path_factory.mktemp("browser-server")
-    dirs = {name: root / name for name in ("models", "input", "output")}
+    dirs = {name: root / name for name in ("models", "input", "output", "temp")}
     for path in dirs.values():
         path.mkdir()
     from latentgraph.nodes.folders import BUILTIN_MODELS
@@ -75,7 +75,7 @@ def server(server_dirs):
     process = subprocess.Popen(
         [*latentgraph_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
          "--models", str(server_dirs["models"]), "--input", str(server_dirs["input"]),
-         "--output", str(server_dirs["output"])],
+         "--output", str(server_dirs["output"]), "--temp", str(server_dirs["temp"])],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -287,7 +287,8 @@ def test_png_from_latentgraph_run_dropped_on_the_canvas_restores_its_workflow(pa
     path.write_text(json.dumps(wf))
     out = tmp_path / "out"
     subprocess.run(
-        [*latentgraph_command(), "run", str(path), "--models", str(server_dirs["models"]), "--output", str(out)],
+        [*latentgraph_command(), "run", str(path), "--models", str(server_dirs["models"]), "--out", str(out),
+         "--input", str(server_dirs["input"]), "--temp", str(tmp_path / "temp")],
         check=True, capture_output=True, timeout=600)
     pngs = sorted(out.rglob("*.png"))
     assert pngs, "latentgraph run wrote no PNG"
