@@ -58,7 +58,7 @@ def check_cuda_paths(models: Path, log) -> None:
     out = Path(tempfile.mkdtemp())
     executor = Executor(Settings(models=models, output=out, temp=out, device="cuda"))
     wf = bench_txt2img.workflow("tiny-sd15", 64, 20, "a red circle", 1, 0.5)
-    result = executor.run(wf)
+    executor.run(wf)
     ((model, clip, vae),) = executor.loaded_models()
     log(f"device {executor.device}, dtype {executor.dtype}; unet {model.unet.device} {model.unet.dtype}, "
         f"text encoder {clip.encoders[0].dtype}, vae {vae.vae.dtype}")

@@ -5,7 +5,6 @@ device.
 """
 from __future__ import annotations
 
-import math
 import uuid
 from pathlib import Path, PurePosixPath
 
@@ -17,7 +16,7 @@ from PIL import Image, ImageOps
 from latentgraph.graph.errors import InputError
 from latentgraph.graph.png_metadata import png_info
 from latentgraph.nodes import folders
-from latentgraph.nodes.spec import BOOLEAN, COMBO, FLOAT, IMAGE, INT, STRING, Input, Output, node
+from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, STRING, Input, Output, node
 
 UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 
@@ -113,6 +112,20 @@ def image_sharpen(ctx, image: torch.Tensor, sharpen_radius: int, sigma: float, a
     return ((image + alpha * (image - blurred)).clamp(0, 1),)
 
 
+def center_crop(tensor: torch.Tensor, aspect: float) -> torch.Tensor:
+    """The largest centred part of an image or latent batch with this width / height ratio."""
+    h, w = tensor.shape[-2:]
+    if w / h > aspect:
+        keep = max(1, round(h * aspect))
+        return tensor[..., :, (w - keep) // 2:(w - keep) // 2 + keep]
+    keep = max(1, round(w / aspect))
+    return tensor[..., (h - keep) // 2:(h - keep) // 2 + keep, :]
+
+
+def both_zero(values: dict) -> list[tuple[str, str]]:
+    return [("width", "width and height cannot both be 0")] if values["width"] == values["height"] == 0 else []
+
+
 def resize(images: torch.Tensor, width: int, height: int, method: str) -> torch.Tensor:
     if method == "lanczos":  # PIL's Lanczos on float planes: no rounding to 8 bits
         planes = [[torch.from_numpy(np.array(Image.fromarray(c.cpu().float().numpy(), mode="F")
@@ -131,19 +144,13 @@ def resize(images: torch.Tensor, width: int, height: int, method: str) -> torch.
               Input("height", INT, default=512, min=0, max=16384, step=1),
               Input("crop", COMBO, default="disabled", choices=["disabled", "center"])],
       outputs=[Output("IMAGE", IMAGE)],
-      check=lambda v: [("width", "width and height cannot both be 0")] if v["width"] == v["height"] == 0 else [])
+      check=both_zero)
 def image_scale(ctx, image: torch.Tensor, upscale_method: str, width: int, height: int, crop: str):
     h, w = image.shape[-2:]
     width = width or max(1, round(w * height / h))
     height = height or max(1, round(h * width / w))
     if crop == "center":
-        aspect = width / height
-        if w / h > aspect:
-            new_w = round(h * aspect)
-            image = image[..., :, (w - new_w) // 2:(w - new_w) // 2 + new_w]
-        else:
-            new_h = round(w / aspect)
-            image = image[..., (h - new_h) // 2:(h - new_h) // 2 + new_h, :]
+        image = center_crop(image, width / height)
     return (resize(image, width, height, upscale_method),)
 
 

@@ -6,6 +6,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from latentgraph.nodes.image import both_zero, center_crop
 from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, LATENT, VAE, Input, Output, node
 from latentgraph.nodes.values import Latent, VAEModel
 
@@ -113,20 +114,13 @@ def _resize_latent(samples: Latent, width: int, height: int, method: str) -> Lat
               Input("height", INT, default=512, min=0, max=16384, step=8),
               Input("crop", COMBO, default="disabled", choices=["disabled", "center"])],
       outputs=[Output("LATENT", LATENT)],
-      check=lambda v: [("width", "width and height cannot both be 0")] if v["width"] == v["height"] == 0 else [])
+      check=both_zero)
 def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height: int, crop: str):
     width = width or max(8, round(samples.width * height / samples.height / 8) * 8)
     height = height or max(8, round(samples.height * width / samples.width / 8) * 8)
     if crop == "center" and samples.samples is not None:
-        lh, lw = samples.samples.shape[-2:]
-        aspect = width / height
-        if lw / lh > aspect:
-            keep = max(1, round(lh * aspect))
-            cropped = samples.samples[..., :, (lw - keep) // 2:(lw - keep) // 2 + keep]
-        else:
-            keep = max(1, round(lw / aspect))
-            cropped = samples.samples[..., (lh - keep) // 2:(lh - keep) // 2 + keep, :]
-        factor = samples.width / lw
+        factor = samples.width / samples.samples.shape[-1]
+        cropped = center_crop(samples.samples, width / height)
         samples = samples.replace(samples=cropped, dist=None, width=round(cropped.shape[-1] * factor),
                                   height=round(cropped.shape[-2] * factor))
     return (_resize_latent(samples, width, height, upscale_method),)
