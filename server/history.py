@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from pathlib import Path
 
 SCHEMA = """
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS images (
     kind TEXT NOT NULL,
     filename TEXT NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS images_file ON images (kind, filename);
 """
 
 
@@ -67,10 +69,14 @@ class History:
             rows = self._db.execute("SELECT doc FROM jobs WHERE status IN ('pending', 'running')").fetchall()
         return [json.loads(doc) for (doc,) in rows]
 
-    def add_image(self, image_id: str, job_id: str, node_id: str, kind: str, filename: str) -> None:
+    def image_id(self, job_id: str, node_id: str, kind: str, filename: str) -> str:
+        """The id of an image file, issued the first time it is seen (a cached re-run shows the
+        same file, under the same id)."""
         with self._lock:
-            self._db.execute("INSERT INTO images (image_id, job_id, node_id, kind, filename) VALUES (?, ?, ?, ?, ?)",
-                             (image_id, job_id, node_id, kind, filename))
+            self._db.execute("INSERT OR IGNORE INTO images (image_id, job_id, node_id, kind, filename) "
+                             "VALUES (?, ?, ?, ?, ?)", (uuid.uuid4().hex, job_id, node_id, kind, filename))
+            return self._db.execute("SELECT image_id FROM images WHERE kind = ? AND filename = ?",
+                                    (kind, filename)).fetchone()[0]
 
     def image(self, image_id: str) -> tuple[str, str] | None:
         """(kind, filename) of an issued image id."""

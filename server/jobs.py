@@ -186,8 +186,7 @@ class JobQueue:
             job.nodes = {r.node_id: {"status": r.status, "seconds": round(r.seconds, 4)} for r in result.report}
 
     def _issue_image(self, job: Job, node_id: str, image: dict) -> dict:
-        image_id = uuid.uuid4().hex
-        self.history.add_image(image_id, job.job_id, node_id, image["kind"], image["filename"])
+        image_id = self.history.image_id(job.job_id, node_id, image["kind"], image["filename"])
         return {"id": image_id, "node_id": node_id, "url": image_url(image_id),
                 "filename": image["filename"], "kind": image["kind"]}
 
