@@ -88,7 +88,7 @@ class JobQueue:
             self._pending.append(job)
             self.history.save(job.to_json())
             # Published under the lock, so that "queued" reaches clients before the worker's "started".
-            self._event(job, {"type": "queued", "position": position})
+            self._event(job, {"type": "queued", "position": position, "client_id": client_id})
             self._queue_event()
             self._changed.notify_all()
         return job, position

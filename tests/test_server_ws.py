@@ -53,7 +53,7 @@ async def test_events_of_a_run_then_of_a_cached_rerun_then_after_one_edit(client
     job = await queue(client, txt2img(steps=2))
     events = await job_events(ws, job)
 
-    assert events[0] == {"type": "queued", "job_id": job, "position": 0}
+    assert events[0] == {"type": "queued", "job_id": job, "position": 0, "client_id": None}
     expected = [("queued", None), ("started", None)]
     for node in TXT2IMG_NODES:
         expected += [("executing", node), ("executed", node)]
