@@ -147,8 +147,9 @@ class JobQueue:
             except Exception:  # never let one job stop the worker
                 log.exception("job %s: unexpected failure", job.job_id)
                 if job.status == "running":
-                    job.status = "error"
-                    job.errors.append(GraphError("execution", "internal server error (see the server log)").to_json())
+                    error = GraphError("execution", "internal server error (see the server log)").to_json()
+                    job.status, job.errors = "error", [error]
+                    self._event(job, {"type": "error", **error})
             with self._changed:
                 job.finished = time.time()
                 self._running = None
@@ -181,7 +182,7 @@ class JobQueue:
             job.status, job.errors, result = "error", [exc.error.to_json()], getattr(exc, "result", None)
         except Interrupted as exc:
             job.status, result = "interrupted", getattr(exc, "result", None)
-            job.errors = [GraphError("interrupted", "interrupted").to_json()]
+            job.errors = [GraphError("interrupted", "interrupted before it finished").to_json()]
         if result is not None:
             job.nodes = {r.node_id: {"status": r.status, "seconds": round(r.seconds, 4)} for r in result.report}
 

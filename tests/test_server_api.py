@@ -12,6 +12,7 @@ from PIL import Image
 
 from helpers import txt2img
 from latentgraph.server.app import create_app
+from latentgraph.server.history import History
 
 pytestmark = pytest.mark.asyncio
 FINISHED = ("success", "error", "interrupted", "cancelled")
@@ -256,6 +257,17 @@ async def test_history_survives_a_restart(aiohttp_client, settings):
     assert kept["status"] == "success" and kept["images"] == job["images"]
     assert (await again.get(kept["images"][0]["url"])).status == 200
     assert [j["job_id"] for j in (await (await again.get("/api/history")).json())["jobs"]] == [job["job_id"]]
+
+
+async def test_jobs_a_stopped_server_left_unfinished_are_recorded_as_such(aiohttp_client, settings):
+    history = History(settings.output.parent / "latentgraph-history.sqlite3")
+    for job_id, status in (("was-running", "running"), ("was-pending", "pending")):
+        history.save({"job_id": job_id, "status": status, "created": 1.0, "workflow": txt2img(), "errors": []})
+    history.close()
+    client = await aiohttp_client(create_app(settings))
+    running = await (await client.get("/api/history/was-running")).json()
+    assert running["status"] == "interrupted" and "stopped" in running["errors"][0]["message"]
+    assert (await (await client.get("/api/history/was-pending")).json())["status"] == "cancelled"
 
 
 async def test_openapi_document_lists_every_route(client):
