@@ -86,3 +86,67 @@ def save_sd15(path: str | Path, seed: int = 0) -> Path:
                                    requires_safety_checker=False)
     pipe.save_pretrained(path, safe_serialization=True)
     return Path(path)
+
+
+def _sdxl_text_encoders(tokenizer, with_first: bool):
+    """CLIP ViT-L-like and OpenCLIP bigG-like tiny encoders. The second has 10 layers and another width
+    than the first: diffusers tells SDXL from SD1.5 by encoder 2's tenth layer, and tells the two
+    encoders apart in a single file by their widths."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    def config(hidden: int, layers: int) -> CLIPTextConfig:
+        return CLIPTextConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=1, hidden_size=hidden, intermediate_size=37, layer_norm_eps=1e-05,
+                              num_attention_heads=4, num_hidden_layers=layers, vocab_size=len(tokenizer),
+                              max_position_embeddings=77, hidden_act="gelu", projection_dim=32)
+
+    first = CLIPTextModel(config(32, 5)).eval() if with_first else None
+    second = CLIPTextModelWithProjection(config(48, 10)).eval()
+    return first, second
+
+
+def sdxl_components(seed: int = 0, refiner: bool = False) -> dict:
+    """The components of a tiny SDXL base (two text encoders, 6 size ids) or refiner (the second
+    encoder only, 5 ids: original size, crop and aesthetic score), as diffusers' SDXL fast tests make them."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+
+    tokenizer, tokenizer_2 = make_tokenizer(), make_tokenizer(pad_token="!")
+    time_dim, pooled_dim = 8, 32
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim, transformer_layers_per_block=(1, 2), norm_num_groups=32,
+        projection_class_embeddings_input_dim=(5 if refiner else 6) * time_dim + pooled_dim,
+        cross_attention_dim=48 if refiner else 32 + 48)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                        latent_channels=4, norm_num_groups=32, sample_size=128, scaling_factor=0.13025)
+    torch.manual_seed(seed)
+    text_encoder, text_encoder_2 = _sdxl_text_encoders(tokenizer, with_first=not refiner)
+    # SDXL's own noise schedule settings (its shipped scheduler is Euler).
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       num_train_timesteps=1000, steps_offset=1, timestep_spacing="leading",
+                                       prediction_type="epsilon", interpolation_type="linear")
+    return {"unet": unet.eval(), "vae": vae.eval(), "text_encoder": text_encoder,
+            "tokenizer": None if refiner else tokenizer, "text_encoder_2": text_encoder_2,
+            "tokenizer_2": tokenizer_2, "scheduler": scheduler}
+
+
+def sdxl_pipeline(seed: int = 0, refiner: bool = False):
+    """A tiny SDXL base pipeline, or a refiner (img2img pipeline with aesthetic score conditioning)."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+
+    components = sdxl_components(seed, refiner)
+    if refiner:
+        return StableDiffusionXLImg2ImgPipeline(**components, requires_aesthetics_score=True,
+                                                force_zeros_for_empty_prompt=False)
+    return StableDiffusionXLPipeline(**components, force_zeros_for_empty_prompt=True)
+
+
+def save_sdxl(path: str | Path, seed: int = 0, refiner: bool = False) -> Path:
+    """Write a tiny random SDXL base or refiner checkpoint as a diffusers folder."""
+    sdxl_pipeline(seed, refiner).save_pretrained(path, safe_serialization=True)
+    return Path(path)

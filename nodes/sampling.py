@@ -37,8 +37,9 @@ def check_sampler_pair(values: dict) -> list[tuple[str, str]]:
     return [("scheduler", reason)] if reason else []
 
 
-def pixel_size(model: DiffusionModel, latents: torch.Tensor) -> tuple[int, int]:
-    return latents.shape[-2] * model.vae_scale_factor, latents.shape[-1] * model.vae_scale_factor
+def pixel_size(model: DiffusionModel, shape: tuple[int, ...]) -> tuple[int, int]:
+    """(height, width) in pixels of latents of this shape."""
+    return shape[-2] * model.vae_scale_factor, shape[-1] * model.vae_scale_factor
 
 
 def _time_ids(cond: Conditioning, model: DiffusionModel, size: tuple[int, int], negative: bool) -> list[float]:
@@ -52,23 +53,40 @@ def _time_ids(cond: Conditioning, model: DiffusionModel, size: tuple[int, int], 
     return [*size, 0, 0, *size]
 
 
+def _check_conditioning(model: DiffusionModel, cond: Conditioning, name: str) -> None:
+    if model.family in SDXL_FAMILIES and cond.pooled is None:
+        raise InputError(name, "this SDXL model needs SDXL conditioning: encode the prompt with the same "
+                               "checkpoint's CLIP")
+    width = model.unet.config.cross_attention_dim
+    if isinstance(width, int) and cond.embeds.shape[-1] != width:
+        raise InputError(name, f"this conditioning is {cond.embeds.shape[-1]} wide, but the model takes {width}: "
+                               "encode the prompt with the same checkpoint's CLIP (the SDXL refiner has its own)")
+
+
+def _guidance_tensors(model: DiffusionModel, cond: Conditioning, negative: bool):
+    """(embeds, pooled) of one half of the batch. An empty SDXL negative from a checkpoint that asks
+    for it is zeros (diffusers' force_zeros_for_empty_prompt with no negative prompt)."""
+    if negative and cond.empty_prompt and model.family in SDXL_FAMILIES:
+        return torch.zeros_like(cond.embeds), torch.zeros_like(cond.pooled)
+    return cond.embeds, cond.pooled
+
+
 def guidance_batch(model: DiffusionModel, positive: Conditioning, negative: Conditioning, cfg: float,
                    batch: int, size: tuple[int, int], device, dtype):
     """(encoder_hidden_states, added_cond_kwargs, do_cfg) for a batch, unconditional half first."""
     do_cfg = cfg > 1.0  # as diffusers: guidance_scale <= 1 runs the positive prompt alone
     conds = [(negative, True), (positive, False)] if do_cfg else [(positive, False)]
-    for cond, _ in conds:
-        if model.family in SDXL_FAMILIES and cond.pooled is None:
-            raise InputError("positive", "this SDXL model needs SDXL conditioning: encode the prompt with the "
-                                         "same checkpoint's CLIP")
-    embeds = torch.cat([c.embeds.to(device=device, dtype=dtype).repeat(batch // c.embeds.shape[0] or 1, 1, 1)
-                        for c, _ in conds])
+    for cond, neg in conds:
+        _check_conditioning(model, cond, "negative" if neg else "positive")
+    halves = [(_guidance_tensors(model, c, neg), c, neg) for c, neg in conds]
+    embeds = torch.cat([e.to(device=device, dtype=dtype).repeat(batch // e.shape[0] or 1, 1, 1)
+                        for (e, _), _, _ in halves])
     if model.family not in SDXL_FAMILIES:
         return embeds, None, do_cfg
-    pooled = torch.cat([c.pooled.to(device=device, dtype=dtype).repeat(batch // c.pooled.shape[0] or 1, 1)
-                        for c, _ in conds])
+    pooled = torch.cat([p.to(device=device, dtype=dtype).repeat(batch // p.shape[0] or 1, 1)
+                        for (_, p), _, _ in halves])
     time_ids = torch.cat([torch.tensor([_time_ids(c, model, size, neg)], dtype=dtype).to(device).repeat(batch, 1)
-                          for c, neg in conds])
+                          for _, c, neg in halves])
     return embeds, {"text_embeds": pooled, "time_ids": time_ids}, do_cfg
 
 
@@ -111,9 +129,28 @@ def step_kwargs(scheduler, generator, eta: float = 0.0) -> dict:
     return kwargs
 
 
+def denoised_estimate(scheduler, output, noise_pred, t, sample) -> torch.Tensor:
+    """The clean latents a step's model output implies: the scheduler's own x0 prediction where its
+    step returns one; otherwise (DPM-Solver, UniPC, DEIS, PNDM: variance-preserving latents) from
+    the noise schedule's alpha at t."""
+    for name in ("pred_original_sample", "denoised"):
+        value = getattr(output, name, None)
+        if value is not None:
+            return value
+    alpha = scheduler.alphas_cumprod.to(sample.device)[int(t)].to(sample.dtype)
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return (sample - (1 - alpha).sqrt() * noise_pred) / alpha.sqrt()
+    if kind == "v_prediction":
+        return alpha.sqrt() * sample - (1 - alpha).sqrt() * noise_pred
+    return noise_pred
+
+
 def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, embeds, added, do_cfg: bool, cfg: float,
-                 generator) -> torch.Tensor:
-    """The loop in diffusers' pipelines' `__call__`, with progress, previews and interrupts."""
+                 generator, finish: bool = False) -> torch.Tensor:
+    """The loop in diffusers' pipelines' `__call__`, with progress, previews and interrupts.
+    `finish`: return the last step's denoised estimate instead of its still noisy result (ComfyUI's
+    full denoise of a range that stops before the end of the schedule)."""
     extra = step_kwargs(scheduler, generator)
     total = len(timesteps)
     for i, t in enumerate(timesteps):
@@ -125,7 +162,11 @@ def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, embe
         if do_cfg:
             uncond, cond = noise_pred.chunk(2)
             noise_pred = uncond + cfg * (cond - uncond)
-        latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
+        if finish and i == total - 1:
+            output = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
+            latents = denoised_estimate(scheduler, output, noise_pred, t, latents)
+        else:
+            latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
         current = latents
         ctx.progress(i + 1, total, preview=(lambda: model.previewer(current)) if model.previewer else None)
     return latents
@@ -142,35 +183,51 @@ def check_latent(latent: Latent, model: DiffusionModel) -> None:
                                          f"VAE scale factor {f}")
 
 
-def ksampler(ctx, model: DiffusionModel, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
-             positive: Conditioning, negative: Conditioning, latent_image: Latent, denoise: float = 1.0):
-    check_latent(latent_image, model)
-    device, dtype = model.device, model.dtype
+def new_schedule(model: DiffusionModel, sampler_name: str, scheduler: str, seed: int, steps: int):
     sched = make_scheduler(model.scheduler_config, sampler_name, scheduler, seed)
-    sched.set_timesteps(steps, device=device)
+    sched.set_timesteps(steps, device=model.device)
+    return sched
+
+
+def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positive: Conditioning,
+                negative: Conditioning, latent_image: Latent, first: int, last: int, add_noise: bool,
+                finish: bool = False) -> Latent:
+    """Denoise with the entries [first, last) of the scheduler's timesteps, as diffusers' pipelines do.
+
+    With `add_noise`, a blank latent started at the first entry is pure noise at the first noise level
+    (txt2img's prepare_latents); any other start noises the latent to the level of its first entry
+    (img2img's prepare_latents). Without it, the latent is denoised as it is (the SDXL refiner given
+    `denoising_start`). An encoded image is first drawn from its distribution with the seeded generator."""
+    check_latent(latent_image, model)
+    device = model.device
     generator = torch.Generator("cpu").manual_seed(seed)
     shape = latent_shape(latent_image, model)
-    embeds, added, do_cfg = guidance_batch(model, positive, negative, cfg, shape[0],
-                                           (shape[-2] * model.vae_scale_factor, shape[-1] * model.vae_scale_factor),
-                                           device, dtype)
-    if latent_image.samples is None and latent_image.dist is None and denoise >= 1.0:
-        # txt2img: pure noise at the first noise level (diffusers' prepare_latents).
-        timesteps = sched.timesteps
+    embeds, added, do_cfg = guidance_batch(model, positive, negative, cfg, shape[0], pixel_size(model, shape),
+                                           device, model.dtype)
+    timesteps = sched.timesteps[first:last]
+    if hasattr(sched, "set_begin_index"):
+        sched.set_begin_index(first)
+    if add_noise and first == 0 and latent_image.samples is None and latent_image.dist is None:
         latents = randn_tensor(shape, generator=generator, device=device, dtype=embeds.dtype) * sched.init_noise_sigma
     else:
-        # img2img: skip the first (1 - denoise) of the steps and noise the image to that level
-        # (diffusers' get_timesteps and prepare_latents, `strength` = denoise).
-        t_start = max(steps - min(int(steps * denoise), steps), 0)
-        timesteps = sched.timesteps[t_start * sched.order:]
-        if hasattr(sched, "set_begin_index"):
-            sched.set_begin_index(t_start * sched.order)
-        init = initial_samples(latent_image, model, generator, device, embeds.dtype)
+        latents = initial_samples(latent_image, model, generator, device, embeds.dtype)
         if len(timesteps) == 0:
-            return (latent_image.replace(samples=init, dist=None),)
-        noise = randn_tensor(init.shape, generator=generator, device=device, dtype=embeds.dtype)
-        latents = sched.add_noise(init, noise, timesteps[:1].repeat(init.shape[0]))
-    latents = denoise_loop(ctx, model, sched, timesteps, latents, embeds, added, do_cfg, cfg, generator)
-    return (latent_image.replace(samples=latents, dist=None),)
+            return latent_image.replace(samples=latents, dist=None)
+        if add_noise:
+            noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=embeds.dtype)
+            latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
+    latents = denoise_loop(ctx, model, sched, timesteps, latents, embeds, added, do_cfg, cfg, generator, finish)
+    return latent_image.replace(samples=latents, dist=None)
+
+
+def ksampler(ctx, model: DiffusionModel, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
+             positive: Conditioning, negative: Conditioning, latent_image: Latent, denoise: float = 1.0):
+    sched = new_schedule(model, sampler_name, scheduler, seed, steps)
+    # img2img skips the first (1 - denoise) of the steps (diffusers' get_timesteps, strength = denoise);
+    # a blank latent at full denoise is txt2img.
+    t_start = max(steps - min(int(steps * denoise), steps), 0)
+    return (run_entries(ctx, model, sched, seed, cfg, positive, negative, latent_image, t_start * sched.order,
+                        len(sched.timesteps), add_noise=True),)
 
 
 node("KSampler", category="sampling",
