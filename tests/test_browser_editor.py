@@ -389,3 +389,26 @@ def test_queue_progress_preview_cancel_clear_and_interrupt(page):
     page.locator("[data-testid=history-job] .job-status.interrupted").first.wait_for(timeout=60_000)
     page.wait_for_function("() => !document.querySelector('.lg-node.executing')")
     page.locator("[data-testid=queue-running]").wait_for(state="detached")
+
+
+def test_execution_error_is_shown_on_the_failing_node(page, server_dirs):
+    # A file in the input folder that is not an image passes validation (it is listed) but fails
+    # when LoadImage reads it: the websocket `error` event names the node.
+    broken = server_dirs["input"] / "broken.png"
+    broken.write_bytes(b"not an image at all" * 20)
+    try:
+        wf = {"format": "latentgraph", "version": 2, "nodes": {
+            "1": {"type": "LoadImage", "inputs": {"image": "broken.png"}, "ui": {"position": [100, 100]}},
+            "2": {"type": "PreviewImage", "inputs": {"images": {"node": "1", "output": "IMAGE"}},
+                  "ui": {"position": [450, 100]}}}}
+        drop_file(page, json.dumps(wf).encode(), "broken.json", "application/json")
+        page.wait_for_function("() => window.latentgraph.getWorkflow().nodes['1']?.type === 'LoadImage'")
+        page.keyboard.press("r")  # refresh the input-image list, as a user would after copying a file
+        page.click("[data-testid=run-button]")
+        error = page.locator("[data-testid=node-1].has-error [data-testid=node-error]")
+        error.wait_for(timeout=RUN_TIMEOUT_MS)
+        assert "LoadImage" in error.inner_text()
+        assert page.locator(".lg-node.has-error").count() == 1
+        page.locator("[data-testid=history-job] .job-status.error").first.wait_for()
+    finally:
+        broken.unlink()

@@ -60,7 +60,15 @@ export function ImageUploadWidget({ input, value, choices, invalid, onChange }: 
         }}
       />
       {value && choices.includes(value) && (
-        <img className="input-thumbnail" data-testid="input-thumbnail" src={api.inputImageUrl(value)} alt={value} draggable={false} />
+        <img
+          className="input-thumbnail"
+          data-testid="input-thumbnail"
+          src={api.inputImageUrl(value)}
+          alt=""
+          draggable={false}
+          onError={(e) => (e.currentTarget.style.display = "none")}
+          onLoad={(e) => (e.currentTarget.style.display = "")}
+        />
       )}
     </div>
   );
