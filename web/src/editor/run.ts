@@ -17,6 +17,13 @@ function nodeIds(): Set<string> {
   return new Set(graphStore.get().nodes.map((n) => n.id));
 }
 
+/** Queue the graph `count` times (ComfyUI's batch count); seeds change between the jobs. */
+export async function queueRuns(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    if (!(await queueRun())) return;
+  }
+}
+
 export async function queueRun(): Promise<boolean> {
   const workflow = currentWorkflow();
   try {

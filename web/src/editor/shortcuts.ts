@@ -3,7 +3,7 @@ import { refreshChoices } from "../catalog";
 import { fitView, flowPosition, pointer } from "./flow";
 import { copySelection, paste } from "./clipboard";
 import { deleteSelected, graphStore, redo, selectAll, toggleModeOfSelected, undo } from "./graphStore";
-import { queueRun } from "./run";
+import { queueRuns } from "./run";
 import { closeSearch, openSearch, toast, uiStore } from "./uiState";
 import { saveToLibrary } from "./workflowIO";
 
@@ -26,7 +26,7 @@ export function handleKeyDown(event: KeyboardEvent): void {
   // Run works everywhere, also while typing a prompt.
   if (ctrl && key === "enter") {
     event.preventDefault();
-    void queueRun();
+    void queueRuns(uiStore.get().batchCount);
     return;
   }
   if (ctrl && key === "s") {

@@ -46,6 +46,8 @@ interface UiState {
   contextMenu: ContextMenu | null;
   /** The node whose title is being edited. */
   renaming: string | null;
+  /** How many jobs one press of Run queues. */
+  batchCount: number;
 }
 
 export const uiStore = createStore<UiState>({
@@ -56,6 +58,7 @@ export const uiStore = createStore<UiState>({
   lightbox: null,
   contextMenu: null,
   renaming: null,
+  batchCount: 1,
 });
 
 let nextToastId = 1;

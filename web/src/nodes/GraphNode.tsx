@@ -93,7 +93,7 @@ function GraphNodeView({ id, data, selected }: NodeProps<GraphNodeType>) {
     return local ? [local] : [];
   };
 
-  const width = data.size?.[0] ?? (decl.inputs.some((i) => i.multiline) ? 320 : 270);
+  const width = data.size?.[0] ?? (decl.inputs.some((i) => i.multiline) ? 320 : widgetInputs.length || decl.output_node ? 270 : 210);
   const minHeight = data.size?.[1] || undefined;
 
   return (

@@ -1,7 +1,7 @@
 // The top bar: workflow name and file actions, edit actions, run controls, panel toggles.
 import { useRef } from "react";
 import { graphStore, redo, setName, undo } from "../editor/graphStore";
-import { interrupt, queueRun, validateGraph } from "../editor/run";
+import { interrupt, queueRuns, validateGraph } from "../editor/run";
 import { runStore } from "../editor/runState";
 import { togglePanel, uiStore } from "../editor/uiState";
 import { fitView } from "../editor/flow";
@@ -17,6 +17,7 @@ export function Toolbar() {
   const running = useStore(runStore, (s) => s.queue.running !== null);
   const panel = useStore(uiStore, (s) => s.panel);
   const paletteOpen = useStore(uiStore, (s) => s.paletteOpen);
+  const batchCount = useStore(uiStore, (s) => s.batchCount);
   const fileInput = useRef<HTMLInputElement>(null);
 
   return (
@@ -88,9 +89,19 @@ export function Toolbar() {
       <button type="button" className="danger" onClick={() => void interrupt()} disabled={!running} title="Interrupt the running job" data-testid="interrupt-button">
         ■ stop
       </button>
-      <button type="button" className="primary" onClick={() => void queueRun()} title="Queue the graph (Ctrl+Enter)" data-testid="run-button">
+      <button type="button" className="primary" onClick={() => void queueRuns(batchCount)} title="Queue the graph (Ctrl+Enter)" data-testid="run-button">
         ▶ Run
       </button>
+      <input
+        className="batch-count"
+        type="number"
+        min={1}
+        max={100}
+        value={batchCount}
+        title="Batch count: jobs queued per run"
+        data-testid="batch-count"
+        onChange={(e) => uiStore.set({ batchCount: Math.max(1, Math.min(100, Math.round(Number(e.target.value) || 1))) })}
+      />
       <button
         type="button"
         className={panel === "queue" ? "on" : ""}
