@@ -150,3 +150,144 @@ def save_sdxl(path: str | Path, seed: int = 0, refiner: bool = False) -> Path:
     """Write a tiny random SDXL base or refiner checkpoint as a diffusers folder."""
     sdxl_pipeline(seed, refiner).save_pretrained(path, safe_serialization=True)
     return Path(path)
+
+
+# --- Single-file checkpoints in the original (LDM / SGM) key layout -------------------------------
+# Tests write the tiny models in the layout that .safetensors files from the original training code
+# have, so that loading them goes through diffusers' single-file conversion as users' files do.
+
+_RESNET_TO_LDM = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("time_emb_proj", "emb_layers.1"),
+                  ("norm2", "out_layers.0"), ("conv2", "out_layers.3"), ("conv_shortcut", "skip_connection"))
+_VAE_ATTENTION_TO_LDM = (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"),
+                         ("to_out.0", "proj_out"))
+
+
+def _rename(rest: str, pairs) -> str:
+    head, _, tail = rest.partition(".")
+    for new, old in pairs:
+        if rest.startswith(new + "."):
+            return old + rest[len(new):]
+    return rest if not tail else f"{head}.{tail}"
+
+
+def unet_to_ldm(unet) -> dict:
+    """A diffusers UNet2DConditionModel's weights under the original UNetModel's names."""
+    per_level = unet.config.layers_per_block + 1
+    has_attention = [hasattr(block, "attentions") for block in unet.up_blocks]
+    fixed = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+             "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2",
+             "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+    out = {}
+    for key, tensor in unet.state_dict().items():
+        parts = key.split(".")
+        module, param = ".".join(parts[:-1]), parts[-1]
+        if module in fixed:
+            name = f"{fixed[module]}.{param}"
+        elif parts[0] == "down_blocks":
+            i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+            if kind == "downsamplers":
+                name = f"input_blocks.{(i + 1) * per_level}.0.op.{parts[-1]}"
+            else:
+                block = 1 + i * per_level + j
+                name = (f"input_blocks.{block}.0.{_rename(rest, _RESNET_TO_LDM)}" if kind == "resnets"
+                        else f"input_blocks.{block}.1.{rest}")
+        elif parts[0] == "mid_block":
+            kind, j, rest = parts[1], int(parts[2]), ".".join(parts[3:])
+            name = (f"middle_block.{2 * j}.{_rename(rest, _RESNET_TO_LDM)}" if kind == "resnets"
+                    else f"middle_block.1.{rest}")
+        elif parts[0] == "up_blocks":
+            i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+            if kind == "upsamplers":
+                name = f"output_blocks.{i * per_level + per_level - 1}.{2 if has_attention[i] else 1}.{rest}"
+            else:
+                block = i * per_level + j
+                name = (f"output_blocks.{block}.0.{_rename(rest, _RESNET_TO_LDM)}" if kind == "resnets"
+                        else f"output_blocks.{block}.1.{rest}")
+        else:
+            raise ValueError(f"no LDM name for UNet weight {key}")
+        out["model.diffusion_model." + name] = tensor
+    return out
+
+
+def vae_to_ldm(vae) -> dict:
+    """A diffusers AutoencoderKL's weights under the original autoencoder's names."""
+    levels = len(vae.config.block_out_channels)
+    out = {}
+    for key, tensor in vae.state_dict().items():
+        parts = key.split(".")
+        side = parts[0]
+        if parts[1:2] in (["down_blocks"], ["up_blocks"]):
+            i, kind, rest = int(parts[2]), parts[3], ".".join(parts[4:])
+            level = i if side == "encoder" else levels - 1 - i
+            stage = "down" if side == "encoder" else "up"
+            if kind == "resnets":
+                name = f"{side}.{stage}.{level}.block.{rest}".replace("conv_shortcut", "nin_shortcut")
+            else:  # downsamplers.0.conv / upsamplers.0.conv
+                name = f"{side}.{stage}.{level}.{'downsample' if side == 'encoder' else 'upsample'}." \
+                       f"{'.'.join(parts[5:])}"
+        elif parts[1:2] == ["mid_block"]:
+            kind, j, rest = parts[2], int(parts[3]), ".".join(parts[4:])
+            if kind == "resnets":
+                name = f"{side}.mid.block_{j + 1}.{rest}".replace("conv_shortcut", "nin_shortcut")
+            else:
+                name = f"{side}.mid.attn_1.{_rename(rest, _VAE_ATTENTION_TO_LDM)}"
+                if tensor.ndim == 2:  # the original attention uses 1x1 convolutions
+                    tensor = tensor[:, :, None, None]
+        else:
+            name = key.replace("conv_norm_out", "norm_out")
+        out["first_stage_model." + name] = tensor
+    return out
+
+
+def clip_to_ldm(encoder, prefix: str) -> dict:
+    """A transformers CLIPTextModel's weights as the original checkpoints hold them (same names)."""
+    return {f"{prefix}text_model.{key.removeprefix('text_model.')}": tensor
+            for key, tensor in encoder.state_dict().items()}
+
+
+def open_clip_to_ldm(encoder, prefix: str) -> dict:
+    """A CLIPTextModelWithProjection's weights under OpenCLIP's names (fused q/k/v, transposed projection)."""
+    sd = {key.removeprefix("text_model."): tensor for key, tensor in encoder.state_dict().items()}
+    renames = {"embeddings.token_embedding.weight": "token_embedding.weight",
+               "embeddings.position_embedding.weight": "positional_embedding",
+               "final_layer_norm.weight": "ln_final.weight", "final_layer_norm.bias": "ln_final.bias"}
+    out = {prefix + "text_projection": sd.pop("text_projection.weight").T.contiguous()}
+    for key in list(sd):
+        if key in renames:
+            out[prefix + renames[key]] = sd.pop(key)
+    layers = encoder.config.num_hidden_layers
+    for i in range(layers):
+        src, dst = f"encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        for param in ("weight", "bias"):
+            out[f"{dst}attn.in_proj_{param}"] = torch.cat([sd.pop(f"{src}self_attn.{p}_proj.{param}")
+                                                           for p in ("q", "k", "v")])
+            for new, old in (("self_attn.out_proj", "attn.out_proj"), ("layer_norm1", "ln_1"),
+                             ("layer_norm2", "ln_2"), ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj")):
+                out[f"{dst}{old}.{param}"] = sd.pop(f"{src}{new}.{param}")
+    if sd:
+        raise ValueError(f"no OpenCLIP name for {sorted(sd)}")
+    return out
+
+
+def ldm_state_dict(components: dict) -> dict:
+    """The state dict of a single-file checkpoint holding a pipeline's components (SD1.5: one CLIP;
+    SDXL: CLIP then OpenCLIP as embedders 0 and 1; the refiner: OpenCLIP as embedder 0)."""
+    state = {**unet_to_ldm(components["unet"]), **vae_to_ldm(components["vae"])}
+    first, second = components.get("text_encoder"), components.get("text_encoder_2")
+    if second is None:
+        state.update(clip_to_ldm(first, "cond_stage_model.transformer."))
+    elif first is None:
+        state.update(open_clip_to_ldm(second, "conditioner.embedders.0.model."))
+    else:
+        state.update(clip_to_ldm(first, "conditioner.embedders.0.transformer."))
+        state.update(open_clip_to_ldm(second, "conditioner.embedders.1.model."))
+    return state
+
+
+def save_single_file(path: str | Path, components: dict) -> Path:
+    """Write components as one .safetensors checkpoint in the original key layout."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in ldm_state_dict(components).items()}
+    save_file(state, str(path))
+    return Path(path)
