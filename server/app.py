@@ -14,20 +14,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-import latentgraph.web
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
 from latentgraph.nodes import registry
-from latentgraph.server import api, files, library, openapi, security
+from latentgraph.server import api, editor, files, library, openapi, security
 from latentgraph.server.events import Broadcaster
 from latentgraph.server.history import History
 from latentgraph.server.jobs import JobQueue
-from latentgraph.server.state import SERVER, Server, failure, inside, state
+from latentgraph.server.state import SERVER, Server, state
 
 MAX_UPLOAD_BYTES = 32 << 20
 HISTORY_FILE = "latentgraph-history.sqlite3"
 LIBRARY_FOLDER = "workflows"
-EDITOR = Path(latentgraph.web.__file__).resolve().parent / "dist"
 
 routes = web.RouteTableDef()
 
@@ -41,32 +39,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return await state(request).events.handle(request)
 
 
-@routes.get("/")
-async def editor_page(request: web.Request) -> web.StreamResponse:
-    """The browser editor."""
-    index = request.app[EDITOR_KEY] / "index.html"
-    if not index.is_file():
-        return web.Response(status=404, content_type="text/html", text=(
-            "<h1>latentgraph</h1><p>The editor is not built (cd web &amp;&amp; npm ci &amp;&amp; npm run build). "
-            "The API is at <a href='api/openapi.json'>api/openapi.json</a>.</p>"))
-    return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
-
-
-@routes.get("/{path:.+}")
-async def editor_file(request: web.Request) -> web.StreamResponse:
-    """Other files of the built editor (scripts, styles); anything unknown is a 404."""
-    path = request.match_info["path"]
-    found = None if any(part.startswith(".") for part in path.split("/")) else inside(request.app[EDITOR_KEY], path)
-    if found is None:
-        raise failure(404, f"not found: /{path}")
-    # Bundles have content-hashed names: they never change under the same URL.
-    cache = "public, max-age=31536000, immutable" if path.startswith("assets/") else "no-cache"
-    return web.FileResponse(found, headers={"Cache-Control": cache})
-
-
-EDITOR_KEY = web.AppKey("editor", Path)
-
-
 @web.middleware
 async def json_errors(request: web.Request, handler):
     """Unknown API routes and wrong methods answer the protocol's error object, not HTML."""
@@ -75,7 +47,6 @@ async def json_errors(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json" or not request.path.startswith("/api/"):
             raise
-
         exc.text = json.dumps({"error": f"{exc.reason}: {request.method} {request.path}"})
         exc.content_type = "application/json"
         raise
@@ -83,7 +54,7 @@ async def json_errors(request: web.Request, handler):
 
 def create_app(settings: Settings, token: str | None = None, *, host: str = "127.0.0.1",
                history_path: Path | None = None, library_folder: Path | None = None,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES, editor: Path = EDITOR) -> web.Application:
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, editor_dist: Path = editor.DIST) -> web.Application:
     """The server for `settings`. `host` is the address it will be bound to: any non-loopback
     address requires `token`, which every request must then carry."""
     if token is None and not security.is_loopback(host):
@@ -93,9 +64,12 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
     history = History(history_path or settings.output.resolve().parent / HISTORY_FILE)
     loop: asyncio.AbstractEventLoop | None = None
 
-    def publish(event: dict) -> None:  # from any thread, events keep their order
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(events.publish, event)
+    def publish(event: dict) -> None:  # from any thread; events keep their order
+        try:
+            if loop is not None:
+                loop.call_soon_threadsafe(events.publish, event)
+        except RuntimeError:  # the loop is closed: the server has stopped, nobody is listening
+            pass
 
     jobs = JobQueue(executor, history, publish)
     events = Broadcaster(greeting=lambda: [jobs.queue_event()])
@@ -104,8 +78,9 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
                           client_max_size=max_upload_bytes + (1 << 20))
     app[SERVER] = Server(settings, executor, history, jobs, events,
                          library_folder or settings.output.resolve().parent / LIBRARY_FOLDER, max_upload_bytes)
-    app[EDITOR_KEY] = editor
-    for table in (api.routes, files.routes, library.routes, routes):  # `routes` last: its catch-all
+    app[editor.FOLDER] = editor_dist
+    # The editor's routes come last: they end with a catch-all.
+    for table in (api.routes, files.routes, library.routes, routes, editor.routes):
         app.router.add_routes(table)
 
     async def start(app: web.Application) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -19,7 +19,7 @@ BACKLOG = 2000  # events a client may lag behind before it is dropped
 
 
 class Broadcaster:
-    def __init__(self, greeting: Callable[[], list[dict]] = lambda: []):
+    def __init__(self, greeting: Callable[[], list[dict]] = list):
         self._greeting = greeting  # events sent to a client when it connects (the queue state)
         self._clients: dict[web.WebSocketResponse, asyncio.Queue] = {}
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from latentgraph.graph.errors import GraphError, Interrupted, NodeError, WorkflowInvalid
 from latentgraph.graph.executor import Executor

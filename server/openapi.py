@@ -29,8 +29,8 @@ def operation(*, body: dict | None = None, form: dict | None = None, answer: dic
     (or `answer_type` for non-JSON answers), error statuses, query parameters."""
 
     def attach(handler):
-        handler.openapi = dict(body=body, form=form, answer=answer, answer_type=answer_type,
-                               errors=errors or {}, query=query or {}, tag=tag)
+        handler.openapi = {"body": body, "form": form, "answer": answer, "answer_type": answer_type,
+                           "errors": errors or {}, "query": query or {}, "tag": tag}
         return handler
 
     return attach

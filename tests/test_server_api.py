@@ -286,12 +286,12 @@ async def test_editor_is_served_from_its_build_folder(aiohttp_client, settings, 
     (dist / "index.html").write_text("<html>editor</html>")
     (dist / "assets" / "app-123.js").write_text("console.log(1)")
     (dist / ".secret").write_text("no")
-    client = await aiohttp_client(create_app(settings, editor=dist))
+    client = await aiohttp_client(create_app(settings, editor_dist=dist))
     page = await client.get("/")
     assert page.status == 200 and "editor" in await page.text()
     script = await client.get("/assets/app-123.js")
     assert script.status == 200 and "immutable" in script.headers["Cache-Control"]
     assert (await client.get("/.secret")).status == 404
     assert (await client.get("/assets/missing.js")).status == 404
-    missing = await aiohttp_client(create_app(settings, editor=tmp_path / "none"))
+    missing = await aiohttp_client(create_app(settings, editor_dist=tmp_path / "none"))
     assert (await missing.get("/")).status == 404

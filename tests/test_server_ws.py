@@ -2,7 +2,6 @@
 sampler mid-way, and a failing node that leaves the server serving and the cache intact."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 import pytest_asyncio
