@@ -30,7 +30,8 @@ from latentgraph.server.state import failure, state
 routes = web.RouteTableDef()
 
 # Pillow format -> the extension the file is stored with (all in folders.IMAGE_EXTENSIONS).
-FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tiff"}
+FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif",
+           "TIFF": ".tiff"}  # MPO: the JPEG variant many phone cameras write
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -63,7 +64,7 @@ def image_format(data: bytes) -> str:
     except Exception as exc:  # Pillow raises many kinds of errors for bad data
         raise ValueError(f"not an image Pillow can read ({exc})") from None
     if kind not in FORMATS:
-        raise ValueError(f"{kind} images are not accepted; use {', '.join(FORMATS)}")
+        raise ValueError(f"{kind} images are not accepted; use PNG, JPEG, WebP, BMP, GIF or TIFF")
     return FORMATS[kind]
 
 
