@@ -4,7 +4,7 @@ import { api, ApiError } from "../api";
 import { catalogStore } from "../catalog";
 import defaultWorkflow from "../default-workflow.json";
 import { asOurWorkflow, graphToWorkflow, workflowToGraph } from "../graphModel";
-import type { Workflow } from "../types";
+import type { GraphError, Workflow } from "../types";
 import { getFlowInstance } from "./flow";
 import { graphStore, replaceGraph } from "./graphStore";
 import { clearResults, setErrors } from "./runState";
@@ -29,12 +29,9 @@ export function openWorkflow(workflow: Workflow, options: { name?: string; undoa
   const loaded = workflowToGraph(workflow, catalog, dynamicChoices);
   clearResults();
   replaceGraph(loaded, { undoable: options.undoable ?? true, name: options.name, viewport: loaded.viewport });
-  if (loaded.problems.length) {
-    setErrors(
-      loaded.problems.map((message) => ({ kind: "bad_format", node_id: null, input: null, message })),
-      new Set(),
-    );
-  }
+  const problems: GraphError[] = loaded.problems.map((message) => ({ kind: "bad_format", node_id: null, input: null, message }));
+  if (problems.length) setErrors(problems, new Set());
+  void checkWithServer(problems);
   window.requestAnimationFrame(() => {
     const flow = getFlowInstance();
     if (!flow) return;
@@ -42,6 +39,19 @@ export function openWorkflow(workflow: Workflow, options: { name?: string; undoa
     else void flow.fitView({ padding: 0.15, maxZoom: 1 });
   });
   return true;
+}
+
+/** Show the server's validation errors of a workflow just opened (a missing model, a bad value). */
+async function checkWithServer(localProblems: GraphError[]): Promise<void> {
+  const workflow = currentWorkflow();
+  const snapshot = JSON.stringify(workflow.nodes);
+  try {
+    const { errors } = await api.validate(workflow);
+    if (JSON.stringify(currentWorkflow().nodes) !== snapshot) return; // edited meanwhile: the next run will tell
+    setErrors([...localProblems, ...(errors ?? [])], new Set(Object.keys(workflow.nodes)));
+  } catch {
+    // the server is unreachable: the connection indicator says so
+  }
 }
 
 /** Open a dropped or chosen file: our JSON directly, anything else through the server's import. */
