@@ -43,13 +43,30 @@ export const runStore = createStore<RunState>({
   history: [],
 });
 
-/** Jobs queued from this tab: only their events are drawn on the graph. */
-const ourJobs = new Set<string>();
+const OUR_JOBS_KEY = "latentgraph.ourJobs";
+
+/** Jobs queued from this tab: only their events are drawn on the graph. Kept in sessionStorage so
+ * that a job still running when the page reloads keeps showing its progress and images. */
+const ourJobs = new Set<string>(readOurJobs());
+
+function readOurJobs(): string[] {
+  try {
+    const ids: unknown = JSON.parse(sessionStorage.getItem(OUR_JOBS_KEY) ?? "[]");
+    return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveOurJobs(): void {
+  sessionStorage.setItem(OUR_JOBS_KEY, JSON.stringify([...ourJobs].slice(-50)));
+}
 /** Events of jobs not (yet) known to be ours: the queue reply may arrive after the first events. */
 const pendingEvents = new Map<string, ServerEvent[]>();
 
 export function claimJob(jobId: string): void {
   ourJobs.add(jobId);
+  saveOurJobs();
   const buffered = pendingEvents.get(jobId) ?? [];
   pendingEvents.delete(jobId);
   buffered.forEach(applyJobEvent);
@@ -101,7 +118,11 @@ function applyJobEvent(event: ServerEvent): void {
       break;
     }
     case "progress":
-      runStore.set((s) => ({ progress: { ...s.progress, [event.node_id]: { step: event.step, total: event.total } } }));
+      runStore.set((s) => ({
+        executing: event.node_id,
+        runningJob: event.job_id,
+        progress: { ...s.progress, [event.node_id]: { step: event.step, total: event.total } },
+      }));
       break;
     case "preview":
       runStore.set((s) => ({ previews: { ...s.previews, [event.node_id]: event.image } }));
@@ -130,6 +151,7 @@ function applyJobEvent(event: ServerEvent): void {
         progress: {},
       }));
       ourJobs.delete(event.job_id);
+      saveOurJobs();
       break;
     default:
       break;
