@@ -29,9 +29,9 @@ import {
   removeEdge,
   setViewport,
 } from "./graphStore";
+import { flowPosition, pointer, setFlowInstance } from "./flow";
 import { runStore } from "./runState";
 import { openContextMenu, openSearch } from "./uiState";
-import { flowPosition, pointer, setFlowInstance } from "./flow";
 import { openFile } from "./workflowIO";
 
 const nodeTypes = { graph: GraphNodeView };
@@ -65,7 +65,6 @@ export function Canvas({ onReady }: { onReady: () => void }) {
   const edges = useStore(graphStore, (s) => s.edges);
   const reconnected = useRef(false);
   const wrapper = useRef<HTMLDivElement>(null);
-
 
   const onConnectEnd: OnConnectEnd = useCallback((event, state: FinalConnectionState) => {
     if (state.isValid || state.toNode || !state.fromHandle || !state.fromNode) return;
