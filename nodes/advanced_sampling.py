@@ -7,8 +7,8 @@ cutoff (one more for a second-order scheduler when their count is even), without
 
 `KSamplerAdvanced` gives the split as ComfyUI does, in steps: `end_at_step=k` on the base and
 `start_at_step=k` on the refiner cut the schedule just above the timestep of step k, which is the
-split diffusers makes for any fraction whose cutoff falls between steps k-1 and k (for 40 steps,
-k=32 is denoising 0.8). `KSamplerSplit` takes diffusers' fractions themselves. See docs/sdxl.md.
+split diffusers makes for any fraction whose cutoff falls between steps k-1 and k (0.8 of 40
+steps is k=32 on the uniform grid, 25 on Karras' grid, which is denser at low noise). `KSamplerSplit` takes diffusers' fractions themselves. See docs/sdxl.md.
 """
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def check_fractions(values: dict) -> list[tuple[str, str]]:
 node("KSamplerAdvanced", category="sampling",
      description="Runs steps [start_at_step, end_at_step) of a schedule: the SDXL base ends at step k with "
                  "leftover noise, the refiner starts at k without adding noise. The split is diffusers' "
-                 "denoising_end / denoising_start split (for 40 steps, k=32 is 0.8).",
+                 "denoising_end / denoising_start split (0.8 of 40 steps is k=32 on the normal grid, 25 on "
+                 "karras').",
      inputs=[
          Input("model", MODEL, tooltip="The denoising model (from a checkpoint loader)."),
          Input("add_noise", COMBO, default="enable", choices=ENABLE,
