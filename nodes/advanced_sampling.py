@@ -109,7 +109,7 @@ node("KSamplerAdvanced", category="sampling",
      description="Runs steps [start_at_step, end_at_step) of a schedule: the SDXL base ends at step k with "
                  "leftover noise, the refiner starts at k without adding noise. The split is diffusers' "
                  "denoising_end / denoising_start split (0.8 of 40 steps is k=32 on the normal grid, 25 on "
-                 "karras').",
+                 "the karras grid).",
      inputs=[
          Input("model", MODEL, tooltip="The denoising model (from a checkpoint loader)."),
          Input("add_noise", COMBO, default="enable", choices=ENABLE,
