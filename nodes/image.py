@@ -42,8 +42,11 @@ def load_image(ctx, image: str):
     path = folders.find_input_image(ctx.settings, image)
     if path is None:
         raise InputError("image", f"{image!r} is not in the input folder")
-    with Image.open(path) as picture:
-        return (from_pil(ImageOps.exif_transpose(picture), ctx.device),)
+    try:
+        with Image.open(path) as picture:
+            return (from_pil(ImageOps.exif_transpose(picture), ctx.device),)
+    except (OSError, ValueError) as exc:  # the message names the file by its name, not the server's path
+        raise InputError("image", f"{image!r} is not a readable image ({type(exc).__name__})") from None
 
 
 def _output_path(root: Path, prefix: str) -> tuple[Path, str]:

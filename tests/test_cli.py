@@ -19,7 +19,7 @@ EXAMPLES = ROOT / "examples"
 CLI = shutil.which("latentgraph") or ""
 
 
-def latentgraph(*args, cwd) -> subprocess.CompletedProcess:
+def cli(*args, cwd) -> subprocess.CompletedProcess:
     # An empty models folder (the shipped model only), and the thread count the in-process tests use.
     env = dict(os.environ, LATENTGRAPH_MODELS=str(cwd / "models"), OMP_NUM_THREADS="2")
     return subprocess.run([CLI or sys.executable, *([] if CLI else ["-m", "latentgraph"]), *map(str, args)],
@@ -27,7 +27,7 @@ def latentgraph(*args, cwd) -> subprocess.CompletedProcess:
 
 
 def test_run_txt2img_example_writes_a_png_that_reopens_as_its_workflow(tmp_path):
-    done = latentgraph("run", EXAMPLES / "txt2img.json", "--out", "out", cwd=tmp_path)
+    done = cli("run", EXAMPLES / "txt2img.json", "--out", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     pngs = sorted((tmp_path / "out").glob("*.png"))
     assert [p.name for p in pngs] == ["txt2img_00001_.png"]
@@ -36,7 +36,7 @@ def test_run_txt2img_example_writes_a_png_that_reopens_as_its_workflow(tmp_path)
 
 
 def test_set_overrides_inputs_and_is_recorded_in_the_png(tmp_path):
-    done = latentgraph("run", EXAMPLES / "txt2img.json", "--set", "sampler.seed=7", "--set",
+    done = cli("run", EXAMPLES / "txt2img.json", "--set", "sampler.seed=7", "--set",
                        "sampler.sampler_name=dpmpp_2m", "--set", "Positive prompt.text=a small red square",
                        "--out", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -49,7 +49,7 @@ def test_set_overrides_inputs_and_is_recorded_in_the_png(tmp_path):
 
 def test_several_workflows_share_one_cache_and_report(tmp_path):
     report = tmp_path / "report.json"
-    done = latentgraph("run", EXAMPLES / "txt2img.json", EXAMPLES / "img2img.json", EXAMPLES / "hires_fix.json",
+    done = cli("run", EXAMPLES / "txt2img.json", EXAMPLES / "img2img.json", EXAMPLES / "hires_fix.json",
                        "--input", EXAMPLES / "input", "--out", "out", "--report", report, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     runs = json.loads(report.read_text())["runs"]
@@ -68,7 +68,7 @@ def test_invalid_workflow_exits_non_zero_naming_node_and_input_and_runs_nothing(
     bad["nodes"]["sampler"]["inputs"]["steps"] = 0
     bad["nodes"]["decode"]["inputs"]["vae"] = {"node": "ckpt", "output": "CLIP"}
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    done = latentgraph("run", "bad.json", "--out", "out", cwd=tmp_path)
+    done = cli("run", "bad.json", "--out", "out", cwd=tmp_path)
     assert done.returncode == 3
     assert "KSampler 'sampler', input 'steps': 0 is below the minimum 1" in done.stderr
     assert "VAEDecode 'decode', input 'vae': expects VAE" in done.stderr
@@ -76,21 +76,21 @@ def test_invalid_workflow_exits_non_zero_naming_node_and_input_and_runs_nothing(
 
 
 def test_bad_override_is_reported(tmp_path):
-    done = latentgraph("run", EXAMPLES / "txt2img.json", "--set", "nosuchnode.seed=1", cwd=tmp_path)
+    done = cli("run", EXAMPLES / "txt2img.json", "--set", "nosuchnode.seed=1", cwd=tmp_path)
     assert done.returncode == 2 and "nosuchnode" in done.stderr
-    done = latentgraph("run", EXAMPLES / "txt2img.json", "--set", "sampler.steps=many", cwd=tmp_path)
+    done = cli("run", EXAMPLES / "txt2img.json", "--set", "sampler.steps=many", cwd=tmp_path)
     assert done.returncode == 3 and "'many' is not a valid INT" in done.stderr
 
 
 def test_validate_command(tmp_path):
-    done = latentgraph("validate", EXAMPLES / "txt2img.json", cwd=tmp_path)
+    done = cli("validate", EXAMPLES / "txt2img.json", cwd=tmp_path)
     assert done.returncode == 0 and "valid" in done.stdout
-    done = latentgraph("validate", EXAMPLES / "txt2img.json", "--set", "sampler.cfg=500", cwd=tmp_path)
+    done = cli("validate", EXAMPLES / "txt2img.json", "--set", "sampler.cfg=500", cwd=tmp_path)
     assert done.returncode == 3 and "input 'cfg'" in done.stderr
 
 
 def test_nodes_json_catalog(tmp_path):
-    done = latentgraph("nodes", "--json", cwd=tmp_path)
+    done = cli("nodes", "--json", cwd=tmp_path)
     assert done.returncode == 0
     catalog = json.loads(done.stdout)
     nodes = catalog["nodes"]
@@ -103,12 +103,12 @@ def test_nodes_json_catalog(tmp_path):
     assert "dpmpp_2m" in ksampler["sampler_name"]["choices"] and "karras" in ksampler["scheduler"]["choices"]
     assert "tiny-shapes" in {i["name"]: i for i in nodes["CheckpointLoaderSimple"]["inputs"]}["ckpt_name"]["choices"]
     assert nodes["SaveImage"]["output_node"] and nodes["KSampler"]["outputs"] == [{"name": "LATENT", "type": "LATENT"}]
-    listing = latentgraph("nodes", cwd=tmp_path)
+    listing = cli("nodes", cwd=tmp_path)
     assert "KSampler(" in listing.stdout
 
 
 def test_help_explains_every_option(tmp_path):
-    done = latentgraph("run", "--help", cwd=tmp_path)
+    done = cli("run", "--help", cwd=tmp_path)
     for option in ("--set", "--out", "--input", "--models", "--device", "--cache-budget", "--report"):
         assert option in done.stdout
 
@@ -130,14 +130,14 @@ def test_python_api_builds_and_runs_the_same_graph(tmp_path):
     wf.add("SaveImage", "save", images=sharpen.IMAGE, filename_prefix="txt2img")
     result = latentgraph.run(wf, models=tmp_path / "models", output=tmp_path / "api", device="cpu")
     ours = read_png(result.images[0]["path"])
-    done = latentgraph("run", EXAMPLES / "txt2img.json", "--out", "cli", cwd=tmp_path)
+    done = cli("run", EXAMPLES / "txt2img.json", "--out", "cli", cwd=tmp_path)
     assert done.returncode == 0
     assert (ours == read_png(next((tmp_path / "cli").glob("*.png")))).all()
 
 
 @pytest.mark.parametrize("name", ["txt2img", "img2img", "hires_fix"])
 def test_examples_validate(name, tmp_path):
-    done = latentgraph("validate", EXAMPLES / f"{name}.json", "--input", EXAMPLES / "input", cwd=tmp_path)
+    done = cli("validate", EXAMPLES / f"{name}.json", "--input", EXAMPLES / "input", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
 
 
