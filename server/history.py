@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS images (
     kind TEXT NOT NULL,
     filename TEXT NOT NULL
 );
+-- Databases written before image ids were unique per file may hold duplicates: keep the first.
+DELETE FROM images WHERE rowid NOT IN (SELECT MIN(rowid) FROM images GROUP BY kind, filename);
 CREATE UNIQUE INDEX IF NOT EXISTS images_file ON images (kind, filename);
 """
 
