@@ -61,6 +61,12 @@ def _check_conditioning(model: DiffusionModel, cond: Conditioning, name: str) ->
     if isinstance(width, int) and cond.embeds.shape[-1] != width:
         raise InputError(name, f"this conditioning is {cond.embeds.shape[-1]} wide, but the model takes {width}: "
                                "encode the prompt with the same checkpoint's CLIP (the SDXL refiner has its own)")
+    if model.family in SDXL_FAMILIES and cond.time_ids is not None:
+        wanted = 5 if model.family == "sdxl_refiner" else 6
+        if len(cond.time_ids) != wanted:
+            node = "CLIPTextEncodeSDXLRefiner" if wanted == 5 else "CLIPTextEncodeSDXL"
+            raise InputError(name, f"this size conditioning has {len(cond.time_ids)} numbers, but this "
+                                   f"{model.family} model takes {wanted}: encode with {node} or CLIPTextEncode")
 
 
 def _guidance_tensors(model: DiffusionModel, cond: Conditioning, negative: bool):

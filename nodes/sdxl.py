@@ -14,10 +14,10 @@ from __future__ import annotations
 import torch
 
 from latentgraph.graph.errors import InputError
+from latentgraph.nodes.sampling import SDXL_FAMILIES
 from latentgraph.nodes.spec import CLIP, CONDITIONING, FLOAT, INT, STRING, Input, Output, node
 from latentgraph.nodes.values import Conditioning, TextEncoder
 
-SDXL_FAMILIES = ("sdxl", "sdxl_refiner")
 MAX_RESOLUTION = 16384
 
 

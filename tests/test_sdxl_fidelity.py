@@ -166,6 +166,16 @@ def test_base_conditioning_on_the_refiner_is_refused_clearly(sdxl_executor):
     assert "refiner has its own" in str(err.value) and err.value.error.node_id == "second"
 
 
+def test_base_size_conditioning_on_the_refiner_is_refused_clearly(sdxl_executor):
+    workflow = base_and_refiner(steps=4, split=2)
+    workflow["nodes"]["rpos"] = {"type": "CLIPTextEncodeSDXL", "inputs": {
+        "clip": ref("refiner", "CLIP"), "width": 16, "height": 16, "crop_w": 0, "crop_h": 0, "target_width": 16,
+        "target_height": 16, "text_g": "a circle", "text_l": "a circle"}}
+    with pytest.raises(NodeError) as err:
+        sdxl_executor.run(workflow)
+    assert "CLIPTextEncodeSDXLRefiner" in str(err.value) and err.value.error.input == "positive"
+
+
 def test_leftover_noise_disabled_ends_on_the_denoised_estimate(sdxl_executor):
     """Stopping early without leftover noise returns the last step's x0 prediction (Euler's
     pred_original_sample), as ComfyUI's full denoise of the range does."""
