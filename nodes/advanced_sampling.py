@@ -49,7 +49,7 @@ def cut_at_fraction(sched, fraction: float) -> torch.Tensor | None:
     if not 0.0 < fraction < 1.0:
         return None
     train = sched.config.num_train_timesteps
-    cutoff = int(round(train - fraction * train))
+    cutoff = round(train - fraction * train)
     return sched.timesteps >= cutoff
 
 

@@ -40,7 +40,7 @@ def bytes_to_unicode() -> dict[int, str]:
 
 def read_source(source: str | None) -> str:
     if source is None:
-        import open_clip  # noqa: F401 - only to find its file
+        import open_clip  # only to find its file
         return gzip.decompress((Path(open_clip.__file__).parent / Path(MEMBER).name).read_bytes()).decode()
     path = Path(source)
     if path.suffix == ".whl":
