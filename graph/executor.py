@@ -187,8 +187,12 @@ class Executor:
         for name, (upstream, output) in node.links.items():
             kwargs[name] = values[upstream][plan.nodes[upstream].spec.output_index(output)]
         ctx = NodeContext(self, node.id, spec.name, doc, emit)
+        # Results are computed in inference mode, but loaded models must stay ordinary tensors: a
+        # later user of the same modules (a LoRA, a diffusers pipeline, training) may need autograd.
+        mode = torch.inference_mode(not spec.holds_models)
         try:
-            outputs = spec.function(ctx, **kwargs)
+            with mode, torch.no_grad():
+                outputs = spec.function(ctx, **kwargs)
         except Interrupted:
             raise
         except InputError as exc:

@@ -112,6 +112,8 @@ def validate(doc: Any, settings: Settings) -> tuple[Plan | None, list[GraphError
             errors.append(_error("bad_format", node_id, node_type, None, f"'mode' must be one of {', '.join(MODES)}"))
             continue
         if node_type not in specs:
+            if mode == "muted":
+                continue  # never runs, so its type does not matter (as in ComfyUI)
             errors.append(_error("unknown_type", node_id, node_type, None, f"unknown node type {node_type!r}"))
             continue
         raw[node_id] = {"spec": specs[node_type], "inputs": inputs, "mode": mode}

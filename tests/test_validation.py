@@ -263,3 +263,18 @@ def test_schema_file_accepts_examples_and_rejects_bad_shapes():
     bad["nodes"]["decode"]["inputs"]["vae"] = {"node": "ckpt"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_muted_node_of_an_unknown_type_is_ignored(settings):
+    wf = txt2img()
+    wf["nodes"]["custom"] = {"type": "SomeCustomNode", "mode": "muted", "inputs": {}}
+    assert errors_of(wf, settings) == []
+    wf["nodes"]["custom"]["mode"] = "bypassed"
+    assert only_error(wf, settings).kind == "unknown_type"
+
+
+def test_loaded_models_are_ordinary_tensors(executor):
+    executor.run(txt2img(steps=1))
+    ((model, clip, vae),) = executor.loaded_models()
+    for module in (model.unet, clip.encoders[0], vae.vae):
+        assert not any(p.is_inference() for p in module.parameters())

@@ -276,7 +276,7 @@ function layoutUnplaced(nodes: GraphNode[], edges: GraphEdge[], catalog: Catalog
   for (const node of unplaced) {
     const d = depthOf(node.id);
     const y = columnY.get(d) ?? 40;
-    node.position = { x: left + d * 340, y };
+    node.position = { x: left + d * 400, y };
     columnY.set(d, y + estimateHeight(node, catalog) + 40);
   }
 }
