@@ -64,6 +64,7 @@ class Entry:
     outputs: tuple
     ui: dict = field(default_factory=dict)  # what an output node showed (saved images)
     size: int = 0
+    models: frozenset = frozenset()  # ids of the loaded models' modules its outputs refer to
 
 
 class LRUPool:
@@ -82,8 +83,8 @@ class LRUPool:
                 self.entries.move_to_end(key)
             return entry
 
-    def put(self, key: str, entry: Entry) -> list[str]:
-        """Store an entry; returns the keys evicted (the new one too, if it alone is over budget)."""
+    def put(self, key: str, entry: Entry) -> list[Entry]:
+        """Store an entry; returns the entries evicted (the new one too, if it alone is over budget)."""
         with self.lock:
             if key in self.entries:
                 self.used -= self.entries.pop(key).size
@@ -91,10 +92,15 @@ class LRUPool:
             self.used += entry.size
             evicted = []
             while self.used > self.budget and self.entries:
-                old_key, old = self.entries.popitem(last=False)
+                _, old = self.entries.popitem(last=False)
                 self.used -= old.size
-                evicted.append(old_key)
+                evicted.append(old)
             return evicted
+
+    def drop_if(self, predicate) -> None:
+        with self.lock:
+            for key in [k for k, e in self.entries.items() if predicate(e)]:
+                self.used -= self.entries.pop(key).size
 
     def clear(self) -> None:
         with self.lock:
@@ -115,8 +121,13 @@ class ResultCache:
         self.results = LRUPool(result_budget)
         self.models = LRUPool(model_budget)
 
-    def pool(self, holds_models: bool) -> LRUPool:
-        return self.models if holds_models else self.results
+    def store(self, key: str, entry: Entry, holds_models: bool) -> None:
+        evicted = (self.models if holds_models else self.results).put(key, entry)
+        gone = frozenset().union(*(e.models for e in evicted)) if holds_models else frozenset()
+        if gone:
+            # Results that still refer to an evicted model (a LoRA'd MODEL, a clip-skipped CLIP)
+            # would keep it in memory and be stale once the checkpoint is loaded again.
+            self.results.drop_if(lambda e: bool(e.models & gone))
 
     def get(self, key: str) -> Entry | None:
         return self.results.get(key) or self.models.get(key)

@@ -20,7 +20,7 @@ from latentgraph.graph.settings import Settings
 from latentgraph.graph.validate import Plan, validate
 from latentgraph.graph.workflow import load_workflow
 from latentgraph.nodes import folders
-from latentgraph.nodes.values import model_bytes, nbytes
+from latentgraph.nodes.values import model_bytes, model_modules, nbytes
 
 Event = dict
 PREVIEW_EVERY = 3  # sampler steps between two live previews
@@ -144,29 +144,28 @@ class Executor:
         if cached_ids:
             emit({"type": "cached", "node_ids": cached_ids})
         try:
-            with torch.inference_mode():
-                for node_id in order:
-                    node = plan.nodes[node_id]
-                    t0 = time.perf_counter()
-                    entry = self.cache.get(keys[node_id])
-                    if entry is not None:
-                        status = "cached"
-                    else:
-                        emit({"type": "executing", "node_id": node_id, "node_type": node.spec.name})
-                        entry = self._run_node(plan, node, values, doc, emit)
-                        self.cache.pool(node.spec.holds_models).put(keys[node_id], entry)
-                        status = "executed"
-                    values[node_id] = entry.outputs
-                    if entry.ui:
-                        result.ui[node_id] = entry.ui
-                    result.report.append(NodeReport(node_id, node.spec.name, status, time.perf_counter() - t0))
-                    if status == "executed" or entry.ui:
-                        emit({"type": "executed", "node_id": node_id, "node_type": node.spec.name,
-                              "cached": status == "cached", **entry.ui})
-                    for upstream in plan.graph.predecessors(node_id):
-                        consumers[upstream] -= 1
-                        if consumers[upstream] == 0:
-                            values.pop(upstream, None)  # the cache may still hold it
+            for node_id in order:
+                node = plan.nodes[node_id]
+                t0 = time.perf_counter()
+                entry = self.cache.get(keys[node_id])
+                if entry is not None:
+                    status = "cached"
+                else:
+                    emit({"type": "executing", "node_id": node_id, "node_type": node.spec.name})
+                    entry = self._run_node(plan, node, values, doc, emit)
+                    self.cache.store(keys[node_id], entry, node.spec.holds_models)
+                    status = "executed"
+                values[node_id] = entry.outputs
+                if entry.ui:
+                    result.ui[node_id] = entry.ui
+                result.report.append(NodeReport(node_id, node.spec.name, status, time.perf_counter() - t0))
+                if status == "executed" or entry.ui:
+                    emit({"type": "executed", "node_id": node_id, "node_type": node.spec.name,
+                          "cached": status == "cached", **entry.ui})
+                for upstream in plan.graph.predecessors(node_id):
+                    consumers[upstream] -= 1
+                    if consumers[upstream] == 0:
+                        values.pop(upstream, None)  # the cache may still hold it
         except (NodeError, Interrupted) as exc:
             failed = exc.error.node_id if isinstance(exc, NodeError) else None
             if failed is not None:
@@ -187,11 +186,10 @@ class Executor:
         for name, (upstream, output) in node.links.items():
             kwargs[name] = values[upstream][plan.nodes[upstream].spec.output_index(output)]
         ctx = NodeContext(self, node.id, spec.name, doc, emit)
-        # Results are computed in inference mode, but loaded models must stay ordinary tensors: a
-        # later user of the same modules (a LoRA, a diffusers pipeline, training) may need autograd.
-        mode = torch.inference_mode(not spec.holds_models)
         try:
-            with mode, torch.no_grad():
+            # no_grad rather than inference mode: nodes that load or adapt models (checkpoints,
+            # LoRAs) must leave ordinary tensors that later users of the same modules can change.
+            with torch.no_grad():
                 outputs = spec.function(ctx, **kwargs)
         except Interrupted:
             raise
@@ -206,7 +204,7 @@ class Executor:
             raise NodeError(GraphError("execution", f"{describe(node.id, spec.name)}: returned {len(outputs)} "
                                                     f"values for {len(spec.outputs)} outputs", node.id, spec.name))
         size = model_bytes(outputs) if spec.holds_models else nbytes(outputs)
-        return cache_mod.Entry(outputs, ctx.ui, size)
+        return cache_mod.Entry(outputs, ctx.ui, size, frozenset(model_modules(outputs)))
 
     def _keys(self, plan: Plan, order: list[str]) -> dict[str, str]:
         keys: dict[str, str] = {}

@@ -5,6 +5,7 @@ import dataclasses
 
 import torch
 
+from latentgraph.nodes.lora import clip_adapters
 from latentgraph.nodes.spec import CLIP, CONDITIONING, INT, STRING, Input, Output, node
 from latentgraph.nodes.values import Conditioning, TextEncoder
 
@@ -16,21 +17,24 @@ def encode_sd15(clip: TextEncoder, text: str, device) -> Conditioning:
     tokens = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                        return_tensors="pt")
     mask = tokens.attention_mask.to(device) if getattr(encoder.config, "use_attention_mask", False) else None
-    if clip.clip_skip:
-        # diffusers' clip_skip: an earlier layer's hidden states, through the final layer norm.
-        hidden = encoder(tokens.input_ids.to(device), attention_mask=mask, output_hidden_states=True)
-        # (transformers 5 flattened CLIPTextModel: the layer norm moved up from `.text_model`.)
-        final_layer_norm = getattr(encoder, "text_model", encoder).final_layer_norm
-        embeds = final_layer_norm(hidden[-1][-(clip.clip_skip + 1)])
-    else:
-        embeds = encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+    with clip_adapters(clip):
+        embeds = _last_layers(clip, encoder, tokens.input_ids.to(device), mask)
     return Conditioning(embeds=embeds.to(dtype=encoder.dtype, device=device), empty_prompt=text == "")
 
 
+def _last_layers(clip: TextEncoder, encoder, input_ids, mask):
+    if not clip.clip_skip:
+        return encoder(input_ids, attention_mask=mask)[0]
+    # diffusers' clip_skip: an earlier layer's hidden states, through the final layer norm.
+    hidden = encoder(input_ids, attention_mask=mask, output_hidden_states=True)
+    # (transformers 5 flattened CLIPTextModel: the layer norm moved up from `.text_model`.)
+    final_layer_norm = getattr(encoder, "text_model", encoder).final_layer_norm
+    return final_layer_norm(hidden[-1][-(clip.clip_skip + 1)])
+
+
 def encode(clip: TextEncoder, text: str) -> Conditioning:
-    device = clip.encoders[0].device
     if clip.family == "sd15":
-        return encode_sd15(clip, text, device)
+        return encode_sd15(clip, text, clip.encoders[0].device)
     from latentgraph.nodes import sdxl  # SDXL's two encoders
     return sdxl.encode(clip, text)
 

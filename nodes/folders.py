@@ -75,9 +75,19 @@ def find_input_image(settings: Settings, name: str) -> Path | None:
     return settings.input / name if name in list_input_images(settings) else None
 
 
+def list_loras(settings: Settings) -> dict[str, Path]:
+    """LoRA name -> path: .safetensors files in models/loras (ComfyUI's folder)."""
+    root = settings.models / "loras"
+    if not root.is_dir():
+        return {}
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*.safetensors"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+
+
 CHOICE_SOURCES = {
     "checkpoints": lambda settings: sorted(list_checkpoints(settings, include_pickles=True)),
     "input_images": list_input_images,
+    "loras": lambda settings: sorted(list_loras(settings)),
 }
 
 
@@ -91,4 +101,6 @@ def resolve_file(settings: Settings, folder: str, name: str) -> Path | None:
         return find_checkpoint(settings, name)
     if folder == "input":
         return find_input_image(settings, name)
+    if folder == "loras":
+        return list_loras(settings).get(name)
     raise ValueError(f"unknown folder kind {folder!r}")

@@ -13,6 +13,7 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from diffusers.utils.torch_utils import randn_tensor
 
 from latentgraph.graph.errors import InputError
+from latentgraph.nodes.lora import adapters_active
 from latentgraph.nodes.schedulers import (REFUSED_SAMPLERS, REFUSED_SCHEDULES, SAMPLER_NAMES, SCHEDULER_NAMES,
                                           check_pair, make_scheduler)
 from latentgraph.nodes.spec import (COMBO, CONDITIONING, FLOAT, INT, LATENT, MODEL, SEED_MAX, Input, Output,
@@ -222,7 +223,8 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
         if add_noise:
             noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=embeds.dtype)
             latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
-    latents = denoise_loop(ctx, model, sched, timesteps, latents, embeds, added, do_cfg, cfg, generator, finish)
+    with adapters_active(model.unet, model.adapters):
+        latents = denoise_loop(ctx, model, sched, timesteps, latents, embeds, added, do_cfg, cfg, generator, finish)
     return latent_image.replace(samples=latents, dist=None)
 
 

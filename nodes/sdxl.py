@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from latentgraph.graph.errors import InputError
+from latentgraph.nodes.lora import clip_adapters
 from latentgraph.nodes.sampling import SDXL_FAMILIES
 from latentgraph.nodes.spec import CLIP, CONDITIONING, FLOAT, INT, STRING, Input, Output, node
 from latentgraph.nodes.values import Conditioning, TextEncoder
@@ -21,14 +22,14 @@ from latentgraph.nodes.values import Conditioning, TextEncoder
 MAX_RESOLUTION = 16384
 
 
-def _hidden_and_pooled(tokenizer, encoder, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _hidden_and_pooled(tokenizer, encoder, text: str, clip_skip: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
     tokens = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                        return_tensors="pt")
     out = encoder(tokens.input_ids.to(encoder.device), output_hidden_states=True)
     # CLIPTextModelWithProjection returns the projected pooled output first; CLIPTextModel the
     # last hidden state (3-d), whose pooled output SDXL does not use.
     pooled = out[0] if out[0].ndim == 2 else None
-    return out.hidden_states[-2], pooled
+    return out.hidden_states[-(clip_skip + 2)], pooled  # the penultimate layer, as diffusers' clip_skip
 
 
 def encode_texts(clip: TextEncoder, texts: list[str], time_ids=None, aesthetic_score=None) -> Conditioning:
@@ -36,9 +37,10 @@ def encode_texts(clip: TextEncoder, texts: list[str], time_ids=None, aesthetic_s
     if clip.family not in SDXL_FAMILIES:
         raise InputError("clip", f"this node needs an SDXL checkpoint's CLIP, got a {clip.family} one")
     hidden, pooled = [], None
-    for tokenizer, encoder, text in zip(clip.tokenizers, clip.encoders, texts):
-        states, pooled = _hidden_and_pooled(tokenizer, encoder, text)
-        hidden.append(states)
+    with clip_adapters(clip):
+        for tokenizer, encoder, text in zip(clip.tokenizers, clip.encoders, texts):
+            states, pooled = _hidden_and_pooled(tokenizer, encoder, text, clip.clip_skip)
+            hidden.append(states)
     last = clip.encoders[-1]
     embeds = torch.cat(hidden, dim=-1).to(dtype=last.dtype, device=last.device)
     empty = clip.force_zeros_for_empty_prompt and all(t == "" for t in texts)

@@ -22,6 +22,7 @@ class DiffusionModel:
     name: str
     vae_scale_factor: int = 8  # of the checkpoint's VAE: pixels per latent cell
     previewer: Any = None  # a cheap latent -> RGB map for live previews
+    adapters: tuple = ()  # LoRA (adapter name, strength) pairs switched on while this model samples
 
     @property
     def device(self) -> torch.device:
@@ -41,6 +42,7 @@ class TextEncoder:
     name: str
     force_zeros_for_empty_prompt: bool = False
     clip_skip: int = 0  # layers skipped from the end, as diffusers' `clip_skip` (CLIPSetLastLayer)
+    adapters: tuple = ()  # LoRA (adapter name, strength) pairs switched on while this encodes
 
 
 @dataclass(eq=False)
@@ -111,8 +113,8 @@ def nbytes(value: Any) -> int:
     return 0
 
 
-def model_bytes(values) -> int:
-    """Bytes of the weights of the models among `values` (each counted once)."""
+def model_modules(values) -> dict[int, Any]:
+    """The torch modules of the models among `values`, by id."""
     modules = {}
     for value in values:
         if isinstance(value, DiffusionModel):
@@ -121,5 +123,10 @@ def model_bytes(values) -> int:
             modules.update((id(m), m) for m in value.encoders)
         elif isinstance(value, VAEModel):
             modules[id(value.vae)] = value.vae
-    return sum(t.element_size() * t.nelement() for m in modules.values()
+    return modules
+
+
+def model_bytes(values) -> int:
+    """Bytes of the weights of the models among `values` (each counted once)."""
+    return sum(t.element_size() * t.nelement() for m in model_modules(values).values()
                for t in list(m.parameters()) + list(m.buffers()))

@@ -61,7 +61,7 @@ CASES = {
 
 def image_of(executor, workflow) -> np.ndarray:
     """The image a workflow saves, computed anew: only loaded models are kept from earlier runs."""
-    executor.cache.pool(holds_models=False).clear()
+    executor.cache.results.clear()
     result = executor.run(workflow)
     assert not [r for r in result.report if r.status == "cached" and not r.node_type.startswith("Checkpoint")]
     (image,) = result.images

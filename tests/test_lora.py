@@ -1,0 +1,135 @@
+"""LoRA nodes: the same image as diffusers' load_lora_weights + set_adapters, and a loaded
+checkpoint shared by graphs with and without the LoRA stays unchanged for the ones without."""
+from __future__ import annotations
+
+import copy
+
+import diffusers
+import numpy as np
+import pytest
+import torch
+from helpers import read_png, txt2img
+from peft import LoraConfig, inject_adapter_in_model
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import load_file
+from transformers import CLIPTextModel
+
+from latentgraph.graph.executor import Executor
+from latentgraph.graph.settings import Settings
+from latentgraph.tiny_random import sd15_components
+
+
+RANK, ALPHA = 4, 8
+
+
+@pytest.fixture(scope="module")
+def lora_models(models_dir, tmp_path_factory):
+    """A models folder with the tiny checkpoint and two LoRAs (random, non-zero weights) for it: one
+    for the UNet and the text encoder, one for the UNet only."""
+    root = tmp_path_factory.mktemp("lora-models")
+    (root / "checkpoints").mkdir()
+    (root / "checkpoints" / "tiny-sd15").symlink_to(models_dir / "checkpoints" / "tiny-sd15")
+    parts = sd15_components(seed=1)
+    torch.manual_seed(7)
+    parts["unet"].add_adapter(LoraConfig(r=RANK, lora_alpha=ALPHA, init_lora_weights=False,
+                                         target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    text_config = LoraConfig(r=RANK, lora_alpha=ALPHA, init_lora_weights=False,
+                             target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
+    inject_adapter_in_model(text_config, parts["text_encoder"])
+    # Saved with their LoraConfig (rank and alpha) as metadata, as diffusers' training scripts do.
+    unet = {"unet_lora_layers": get_peft_model_state_dict(parts["unet"]),
+            "unet_lora_adapter_metadata": parts["unet"].peft_config["default"].to_dict()}
+    text = {"text_encoder_lora_layers": get_peft_model_state_dict(parts["text_encoder"]),
+            "text_encoder_lora_adapter_metadata": text_config.to_dict()}
+    save = diffusers.StableDiffusionPipeline.save_lora_weights
+    save(root / "loras", **unet, safe_serialization=True, weight_name="tiny-unet.safetensors")
+    save(root / "loras", **unet, **text, safe_serialization=True, weight_name="tiny-style.safetensors")
+    return root
+
+
+def with_lora(strength_model=0.7, strength_clip=0.7, lora="tiny-style.safetensors", **kwargs):
+    wf = txt2img(seed=4, steps=5, **kwargs)
+    nodes = wf["nodes"]
+    nodes["lora"] = {"type": "LoraLoader", "inputs": {
+        "model": {"node": "ckpt", "output": "MODEL"}, "clip": {"node": "ckpt", "output": "CLIP"},
+        "lora_name": lora, "strength_model": strength_model, "strength_clip": strength_clip}}
+    nodes["sampler"]["inputs"]["model"] = {"node": "lora", "output": "MODEL"}
+    for name in ("pos", "neg"):
+        nodes[name]["inputs"]["clip"] = {"node": "lora", "output": "CLIP"}
+    return wf
+
+
+@pytest.fixture
+def lora_settings(lora_models, tmp_path):
+    return Settings(models=lora_models, input=tmp_path, output=tmp_path / "out", temp=tmp_path / "temp", device="cpu")
+
+
+def test_unet_lora_equals_diffusers_load_lora_weights(lora_settings, lora_models):
+    ours = read_png(Executor(lora_settings).run(with_lora(lora="tiny-unet.safetensors")).images[0]["path"])
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(lora_models / "checkpoints" / "tiny-sd15",
+                                                             safety_checker=None, requires_safety_checker=False)
+    pipe.scheduler = diffusers.EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="linspace")
+    pipe.load_lora_weights(lora_models / "loras", weight_name="tiny-unet.safetensors", adapter_name="style")
+    pipe.set_adapters(["style"], adapter_weights=[0.7])
+    theirs = pipe("a red circle", negative_prompt="", num_inference_steps=5, guidance_scale=6.0, height=64, width=64,
+                  generator=torch.Generator("cpu").manual_seed(4), output_type="np").images[0]
+    assert np.array_equal(ours, (theirs * 255).round().astype("uint8"))
+
+
+def test_text_encoder_lora_equals_its_merged_weights(lora_settings, lora_models):
+    """diffusers' own text-encoder LoRA route needs a PEFT newer than PyPI has, so the reference is
+    the text encoder with the LoRA merged into its weights: W + strength * alpha / rank * B @ A."""
+    executor = Executor(lora_settings)
+    wf = with_lora(strength_model=0.0, strength_clip=0.6)
+    executor.run(wf)
+    ours = executor.cache.get(executor.keys(wf)["pos"]).outputs[0].embeds
+    merged = CLIPTextModel.from_pretrained(lora_models / "checkpoints" / "tiny-sd15", subfolder="text_encoder")
+    lora = load_file(lora_models / "loras" / "tiny-style.safetensors")
+    layers = {k.removeprefix("text_encoder.").removesuffix(".lora_A.weight") for k in lora
+              if k.startswith("text_encoder.") and k.endswith("lora_A.weight")}
+    assert layers
+    with torch.no_grad():
+        for layer in layers:
+            a, b = lora[f"text_encoder.{layer}.lora_A.weight"], lora[f"text_encoder.{layer}.lora_B.weight"]
+            merged.get_submodule(layer.removeprefix("text_model.")).weight += 0.6 * ALPHA / RANK * (b @ a)
+        ((_, clip, _),) = executor.loaded_models()
+        ids = clip.tokenizers[0]("a red circle", padding="max_length", max_length=77, truncation=True,
+                                 return_tensors="pt").input_ids
+        expected = merged(ids)[0]
+        plain = clip.encoders[0](ids)[0]  # adapters are off outside the node
+    torch.testing.assert_close(ours, expected, atol=2e-5, rtol=1e-5)
+    assert (ours - plain).abs().max() > 1e-2
+
+
+def test_the_shared_checkpoint_is_unchanged_for_graphs_without_the_lora(lora_settings):
+    plain = txt2img(seed=4, steps=5)
+    reference = read_png(Executor(lora_settings).run(plain).images[0]["path"])
+    executor = Executor(lora_settings)
+    styled = read_png(executor.run(with_lora()).images[0]["path"])
+    again = executor.run(plain)
+    assert {r.node_id for r in again.report if r.status == "cached"} == {"ckpt", "latent"}
+    assert np.array_equal(read_png(again.images[0]["path"]), reference)
+    assert not np.array_equal(styled, reference)
+    # Strength 0 on both is the plain image too, through the same loaded adapter.
+    zero = read_png(executor.run(with_lora(0.0, 0.0)).images[0]["path"])
+    assert np.array_equal(zero, reference)
+
+
+def test_model_and_clip_strengths_act_separately(lora_settings):
+    executor = Executor(lora_settings)
+    images = {}
+    for strengths in [(0.7, 0.0), (0.0, 0.7), (0.7, 0.7)]:
+        result = executor.run(with_lora(*strengths))
+        images[strengths] = read_png(result.images[0]["path"])
+    assert len({im.tobytes() for im in images.values()}) == 3
+    changed = copy.deepcopy(with_lora(0.7, 0.5))
+    rerun = executor.run(changed)
+    assert {r.node_id for r in rerun.report if r.status == "executed"} == {"lora", "pos", "neg", "sampler", "decode",
+                                                                           "save"}
+
+
+def test_missing_lora_is_a_validation_error(lora_settings):
+    wf = with_lora()
+    wf["nodes"]["lora"]["inputs"]["lora_name"] = "nope.safetensors"
+    errors = Executor(lora_settings).validate(wf)
+    assert [(e.kind, e.node_id, e.input) for e in errors] == [("not_in_choices", "lora", "lora_name")]
