@@ -121,13 +121,11 @@ def test_api_format_editor_only_inputs_are_dropped():
 
 def unknown_in_ui() -> dict:
     doc = copy.deepcopy(fixture("txt2img_ui.json"))
-    # A LoRA loader between the checkpoint's MODEL and the sampler, and a custom upscaler after the decode.
-    doc["nodes"].append({"id": 20, "type": "LoraLoader", "pos": [300, 500], "mode": 0,
-                         "inputs": [{"name": "model", "type": "MODEL", "link": 10},
-                                    {"name": "clip", "type": "CLIP", "link": None}],
-                         "outputs": [{"name": "MODEL", "type": "MODEL", "links": [30]},
-                                     {"name": "CLIP", "type": "CLIP", "links": []}],
-                         "widgets_values": ["style.safetensors", 1.0, 1.0]})
+    # A FreeU patch between the checkpoint's MODEL and the sampler, and a custom upscaler after the decode.
+    doc["nodes"].append({"id": 20, "type": "FreeU_V2", "pos": [300, 500], "mode": 0,
+                         "inputs": [{"name": "model", "type": "MODEL", "link": 10}],
+                         "outputs": [{"name": "MODEL", "type": "MODEL", "links": [30]}],
+                         "widgets_values": [1.3, 1.4, 0.9, 0.2]})
     doc["nodes"].append({"id": 21, "type": "UltimateSDUpscale", "pos": [1300, 600], "mode": 0,
                          "inputs": [{"name": "image", "type": "IMAGE", "link": 31}], "outputs": [],
                          "widgets_values": [2, 7, "fixed", 20]})
@@ -143,23 +141,23 @@ def test_unknown_node_types_are_reported_by_name_and_id_before_running(sdxl_sett
     with pytest.raises(WorkflowInvalid) as err:
         executor.run(unknown_in_ui(), on_event=events.append)
     unknown = {(e.node_id, e.node_type) for e in err.value.errors if e.kind == "unknown_type"}
-    assert unknown == {("20", "LoraLoader"), ("21", "UltimateSDUpscale")}
-    assert any("LoraLoader" in str(e) and "'20'" in str(e) for e in err.value.errors)
+    assert unknown == {("20", "FreeU_V2"), ("21", "UltimateSDUpscale")}
+    assert any("FreeU_V2" in str(e) and "'20'" in str(e) for e in err.value.errors)
     assert events == [] and executor.loaded_models() == []  # nothing ran
 
     api = fixture("txt2img_api.json")
-    api["10"] = {"class_type": "LoraLoader", "inputs": {"lora_name": "x.safetensors", "strength_model": 1.0,
-                                                       "strength_clip": 1.0, "model": ["4", 0], "clip": ["4", 1]}}
+    api["10"] = {"class_type": "FreeU_V2", "inputs": {"b1": 1.3, "b2": 1.4, "s1": 0.9, "s2": 0.2,
+                                                     "model": ["4", 0]}}
     api["3"]["inputs"]["model"] = ["10", 0]
     with pytest.raises(WorkflowInvalid) as err:
         executor.run(api)
-    assert [(e.node_id, e.node_type) for e in err.value.errors if e.kind == "unknown_type"] == [("10", "LoraLoader")]
+    assert [(e.node_id, e.node_type) for e in err.value.errors if e.kind == "unknown_type"] == [("10", "FreeU_V2")]
 
 
 def test_unknown_node_widgets_are_kept_for_the_editor():
     nodes = load_workflow(unknown_in_ui())["nodes"]
     # Not a new editor's document: no widget names to map onto; the values stay in the node's ui.
-    assert nodes["20"]["ui"]["comfyui_widgets_values"] == ["style.safetensors", 1.0, 1.0]
+    assert nodes["20"]["ui"]["comfyui_widgets_values"] == [1.3, 1.4, 0.9, 0.2]
     assert nodes["20"]["inputs"] == {"model": {"node": "4", "output": "MODEL"}}
     assert nodes["3"]["inputs"]["model"] == {"node": "20", "output": "MODEL"}
 
