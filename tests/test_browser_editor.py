@@ -405,9 +405,10 @@ def test_execution_error_is_shown_on_the_failing_node(page, server_dirs):
         page.wait_for_function("() => window.latentgraph.getWorkflow().nodes['1']?.type === 'LoadImage'")
         page.keyboard.press("r")  # refresh the input-image list, as a user would after copying a file
         page.click("[data-testid=run-button]")
-        error = page.locator("[data-testid=node-1].has-error [data-testid=node-error]")
+        # The error names the input, so it shows next to that input on the node.
+        error = page.locator("[data-testid=node-1].has-error [data-testid=input-error-image]")
         error.wait_for(timeout=RUN_TIMEOUT_MS)
-        assert "LoadImage" in error.inner_text()
+        assert "LoadImage" in error.inner_text() and "broken.png" in error.inner_text()
         assert page.locator(".lg-node.has-error").count() == 1
         page.locator("[data-testid=history-job] .job-status.error").first.wait_for()
     finally:
