@@ -49,7 +49,7 @@ def get_json(url: str):
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server_dirs(tmp_path_factory):
     """Models, input and output folders. The default workflow needs the checkpoint `tiny-shapes`:
     the shipped one if the package has it, else a tiny random one of the same name."""
@@ -66,7 +66,7 @@ def server_dirs(tmp_path_factory):
     return dirs
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(server_dirs):
     """A real `latentgraph serve` on a free loopback port; yields its base URL."""
     port = free_port()
@@ -100,7 +100,9 @@ def server(server_dirs):
     log.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running while it is open, which would
+# stop the asyncio tests of later modules from starting theirs.
+@pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
