@@ -12,7 +12,7 @@ WORDS = ("a photo of the and on at in with large small red green blue yellow pur
 
 
 def bytes_to_unicode() -> dict[int, str]:
-    """CLIP's (GPT-2's) reversible byte -> printable character table."""
+    """CLIP's (GPT-2's) reversible byte -> printable character table, which BPE symbols are made of."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
         list(range(ord("®"), ord("ÿ") + 1))
     chars = printable[:]

@@ -20,22 +20,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+from latentgraph.tiny_random import bytes_to_unicode  # CLIP's byte -> character table
+
 MEMBER = "open_clip/bpe_simple_vocab_16e6.txt.gz"
 MERGES = 49152 - 256 - 2  # what CLIP keeps of the list
 OUT = Path(__file__).resolve().parent / "clip"
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map from bytes to printable characters, which BPE symbols are made of."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, chars)))
 
 
 def read_source(source: str | None) -> str:
