@@ -176,6 +176,9 @@ def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, embe
             latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
         current = latents
         ctx.progress(i + 1, total, preview=(lambda: model.previewer(current)) if model.previewer else None)
+    if not torch.isfinite(latents).all():  # else it would be saved as a silently black picture
+        raise InputError("sampler_name", "the sampler's result holds NaN or infinite values: try another sampler or "
+                                         "scheduler (float16 overflows too: try --dtype float32)")
     return latents
 
 

@@ -22,7 +22,8 @@ SAMPLERS: dict[str, tuple[str, dict]] = {
     "dpmpp_2m_sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
     "dpmpp_sde": ("DPMSolverSDEScheduler", {}),
     "ddim": ("DDIMScheduler", {}),
-    "uni_pc": ("UniPCMultistepScheduler", {"solver_type": "bh1"}),
+    # bh1's corrector divides by h, infinite on a last step to sigma 0: diffusers returns NaN there.
+    "uni_pc": ("UniPCMultistepScheduler", {"solver_type": "bh1", "final_sigmas_type": "sigma_min"}),
     "uni_pc_bh2": ("UniPCMultistepScheduler", {"solver_type": "bh2"}),
     "lcm": ("LCMScheduler", {}),
     # diffusers' own, not in ComfyUI

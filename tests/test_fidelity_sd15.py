@@ -24,7 +24,8 @@ PAIRS = {
                               {"use_karras_sigmas": True, "timestep_spacing": "linspace", "noise_sampler_seed": 3}),
     ("dpmpp_2m_sde", "normal"): ("DPMSolverMultistepScheduler",
                                  {"algorithm_type": "sde-dpmsolver++", "timestep_spacing": "linspace"}),
-    ("uni_pc", "simple"): ("UniPCMultistepScheduler", {"solver_type": "bh1", "timestep_spacing": "trailing"}),
+    ("uni_pc", "simple"): ("UniPCMultistepScheduler",
+                           {"solver_type": "bh1", "final_sigmas_type": "sigma_min", "timestep_spacing": "trailing"}),
     ("ddim", "default"): ("DDIMScheduler", {}),
     ("pndm", "default"): ("PNDMScheduler", {}),
 }
@@ -54,6 +55,7 @@ def test_txt2img_equals_stable_diffusion_pipeline(executor, sampler):
     theirs = pipe("a large red circle on a blue background", negative_prompt="green", num_inference_steps=7,
                   guidance_scale=6.5, height=64, width=64, generator=torch.Generator("cpu").manual_seed(seed),
                   output_type="np").images
+    assert np.isfinite(theirs).all() and ours.std() > 1  # two equal black pictures prove nothing
     assert ours.shape == theirs[0].shape[:2] + (3,)
     assert np.array_equal(ours, as_uint8(theirs)[0])
 

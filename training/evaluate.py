@@ -54,6 +54,27 @@ def evaluate(pipe, n_withheld: int = 16, n_other: int = 48, steps: int = STEPS, 
     return judge.score(images, scenes), images, scenes
 
 
+def evaluate_handoff(base, refiner, n_withheld: int = 16, n_other: int = 48, steps: int = STEPS, cfg: float = CFG,
+                     seed: int = 0, switch: float = 0.8, batch: int = 64):
+    """The SDXL base draws the first `switch` of the steps, the refiner the rest (latents handed over)."""
+    from diffusers import EulerDiscreteScheduler
+    scenes = eval_scenes(n_withheld, n_other)
+    images = []
+    for pipe in (base, refiner):
+        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+        pipe.set_progress_bar_config(disable=True)
+    for i in range(0, len(scenes), batch):
+        part = scenes[i:i + batch]
+        prompts = [caption(s) for s in part]
+        gens = [torch.Generator().manual_seed(seed + i + j) for j in range(len(part))]
+        latents = base(prompt=prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens,
+                       denoising_end=switch, output_type="latent", height=64, width=64).images
+        out = refiner(prompt=prompts, image=latents, num_inference_steps=steps, guidance_scale=cfg,
+                      generator=gens, denoising_start=switch, output_type="np").images
+        images += [(np.clip(im, 0, 1) * 255).round().astype(np.uint8) for im in out]
+    return judge.score(images, scenes), images, scenes
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: the shipped tiny-shapes)")

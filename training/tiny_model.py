@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 from diffusers import AutoencoderKL, EulerDiscreteScheduler, PNDMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from .shapes import VOCAB_WORDS
 
@@ -39,7 +39,7 @@ def _bpe(pieces: list[str], merges: list[tuple[str, str]]) -> list[str]:
     return pieces
 
 
-def build_tokenizer() -> CLIPTokenizer:
+def build_tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
     """A CLIP BPE tokenizer laid out as CLIP's (bytes, bytes+</w>, merges, BOS, EOS) whose merges
     make every caption word exactly one token: one embedding per word is faster to learn than
     byte pieces. Other words still tokenize (into byte pieces)."""
@@ -56,8 +56,8 @@ def build_tokenizer() -> CLIPTokenizer:
             if pieces[0] not in vocab:
                 vocab.append(pieces[0])
     vocab += ["<|startoftext|>", "<|endoftext|>"]
-    tok = CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=merges, model_max_length=MAX_LENGTH)
-    return tok
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=merges, model_max_length=MAX_LENGTH,
+                         pad_token=pad_token)
 
 
 def build_text_encoder(tok: CLIPTokenizer, hidden: int = 64, layers: int = 2, heads: int = 4,
@@ -72,7 +72,7 @@ def build_text_encoder(tok: CLIPTokenizer, hidden: int = 64, layers: int = 2, he
 
 
 def build_vae(channels=(32, 64, 64)) -> AutoencoderKL:
-    """64x64 px -> 16x16x4 latents (two downsamplings). No mid-block attention: flat colours and
+    """64x64 px -> 16x16x4 latents with 3 blocks (two downsamplings), 8x8x4 with 4. No mid-block attention: flat colours and
     sharp edges need local detail, not global mixing, and it costs time."""
     vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * len(channels),
                         up_block_types=("UpDecoderBlock2D",) * len(channels),
@@ -84,12 +84,12 @@ def build_vae(channels=(32, 64, 64)) -> AutoencoderKL:
     return vae
 
 
-def build_unet(cross_dim: int = 64, channels=(32, 64, 128)) -> UNet2DConditionModel:
+def build_unet(cross_dim: int = 64, channels=(32, 64, 128), sample_size: int = 16) -> UNet2DConditionModel:
     """Cross-attention at every resolution (16, 8 and 4 latent px): colour and position are decided
     at full latent resolution, layout at the coarse ones."""
     n = len(channels)
     return UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4,
+        sample_size=sample_size, in_channels=4, out_channels=4,
         down_block_types=("CrossAttnDownBlock2D",) * n, up_block_types=("CrossAttnUpBlock2D",) * n,
         block_out_channels=tuple(channels), layers_per_block=1, cross_attention_dim=cross_dim,
         attention_head_dim=tuple(c // 16 for c in channels), norm_num_groups=8)  # heads of 16 dims
@@ -108,3 +108,33 @@ def shipped_scheduler() -> PNDMScheduler:
 
 def euler(scheduler_config) -> EulerDiscreteScheduler:
     return EulerDiscreteScheduler.from_config(scheduler_config)
+
+
+# --- SDXL types (the recommended tiny-shapes-xl base + refiner pair) ---
+XL_TIME_EMBED = 8  # addition_time_embed_dim: each of the 6 (base) or 5 (refiner) time ids
+
+
+def build_text_encoder_2(tok: CLIPTokenizer) -> CLIPTextModelWithProjection:
+    """SDXL's second encoder: wider than the first (96 vs 64) and 10 layers deep, so that
+    single-file tools that look for its tenth layer recognise an SDXL checkpoint."""
+    return build_text_encoder(tok, hidden=96, layers=10, heads=6, projection_dim=96, cls=CLIPTextModelWithProjection)
+
+
+def build_xl_unet(cross_dim: int, n_time_ids: int, channels=(32, 64, 128), sample_size: int = 16,
+                  pooled_dim: int = 96) -> UNet2DConditionModel:
+    """As build_unet, plus SDXL's text_time embedding (pooled text + size/crop/aesthetic ids)."""
+    n = len(channels)
+    return UNet2DConditionModel(
+        sample_size=sample_size, in_channels=4, out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D",) * n, up_block_types=("CrossAttnUpBlock2D",) * n,
+        block_out_channels=tuple(channels), layers_per_block=1, cross_attention_dim=cross_dim,
+        attention_head_dim=tuple(c // 16 for c in channels), norm_num_groups=8,
+        addition_embed_type="text_time", addition_time_embed_dim=XL_TIME_EMBED,
+        projection_class_embeddings_input_dim=pooled_dim + n_time_ids * XL_TIME_EMBED)
+
+
+def xl_scheduler() -> EulerDiscreteScheduler:
+    """SDXL's own scheduler config: Euler, SD's betas, leading spacing, offset 1."""
+    return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                  num_train_timesteps=1000, prediction_type="epsilon", steps_offset=1,
+                                  timestep_spacing="leading", interpolation_type="linear")

@@ -50,11 +50,18 @@ def parse_args(argv=None):
                     help="floor of the x0-space loss weight (lifts the high-noise steps that decide layout)")
     ap.add_argument("--high-noise", type=float, default=0.0,
                     help="fraction of timesteps drawn from the noisiest 40%% (t >= 600) instead of uniformly")
+    ap.add_argument("--coarse-noise", type=float, default=0.0,
+                    help="add coarse (2x2 to whole-latent) noise of this amplitude to the training noise")
     ap.add_argument("--ema", type=float, default=0.999, help="EMA decay (warmed up) of UNet + text encoder")
     ap.add_argument("--ckpt-every", type=int, default=500)
     ap.add_argument("--eval-every", type=int, default=2000, help="UNet steps between judge evaluations")
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (after a checkpoint) after this long")
     ap.add_argument("--stop-after-vae", action="store_true", help="stop once the VAE is trained")
+    ap.add_argument("--xl", action="store_true",
+                    help="train the SDXL-type pair (tiny-shapes-xl base + refiner) instead of the SD1.5-type model")
+    ap.add_argument("--xl-out", default=DEFAULT_OUT + "-xl", help="where --xl saves the base (refiner: +'-refiner')")
+    ap.add_argument("--refiner-steps", type=int, default=600)
+    ap.add_argument("--refiner-t-max", type=int, default=400, help="the refiner learns timesteps below this")
     return ap.parse_args(argv)
 
 
@@ -153,7 +160,7 @@ def cache_latents(args, c, run: Path):
     (1 / std of the latents, as SD's 0.18215 was chosen)."""
     path = run / "latents.pt"
     if path.exists():
-        return torch.load(path)
+        return torch.load(path, weights_only=False)  # holds Scene objects
     scenes = shapes.training_scenes(args.cache, seed=args.seed + 1)
     vae, means, stds = c["vae"], [], []
     with torch.no_grad(), torch.autocast(args.device.split(":")[0], torch.bfloat16):
@@ -167,37 +174,103 @@ def cache_latents(args, c, run: Path):
     return cache
 
 
-def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline):
+def tokenize(tok, captions, device):
+    return tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
+               return_tensors="pt").input_ids.to(device)
+
+
+class Stage:
+    """One denoiser to train: its UNet, what trains with it, how captions condition it."""
+
+    def __init__(self, name, unet, modules, encode, steps, t_min=0, t_max=1000, evaluate=None):
+        self.name, self.unet, self.modules, self.encode = name, unet, modules, encode
+        self.steps, self.t_min, self.t_max, self.evaluate = steps, t_min, t_max, evaluate
+
+
+def sd_stage(args, c) -> Stage:
+    def encode(captions, device):
+        return c["text_encoder"](tokenize(c["tokenizer"], captions, device))[0], None
+    return Stage("unet", c["unet"], [c["unet"], c["text_encoder"]], encode, args.unet_steps,
+                 evaluate=lambda: evaluate_pipe(build_pipeline(c)))
+
+
+def xl_stage(args, c, refiner: bool = False) -> Stage:
+    """SDXL conditioning as its pipelines build it: the penultimate hidden states (both encoders
+    concatenated for the base, the second alone for the refiner), the second encoder's projected
+    pooled output, and the size/crop (base) or size/crop/aesthetic-score (refiner) time ids."""
+    def encode(captions, device):
+        n = len(captions)
+        out2 = c["text_encoder_2"](tokenize(c["tokenizer_2"], captions, device), output_hidden_states=True)
+        hidden, pooled = out2.hidden_states[-2], out2.text_embeds
+        if refiner:  # the refiner pipeline encodes "" for the negative, with aesthetic score 2.5
+            ids = torch.tensor([[64, 64, 0, 0, 6.0 if cap else 2.5] for cap in captions], device=device)
+            return hidden, {"text_embeds": pooled, "time_ids": ids}
+        h1 = c["text_encoder"](tokenize(c["tokenizer"], captions, device), output_hidden_states=True).hidden_states[-2]
+        hidden = torch.cat([h1, hidden], -1)
+        # The base pipeline (force_zeros_for_empty_prompt) uses zeros, not "" encoded, as negative.
+        keep = torch.tensor([bool(cap) for cap in captions], device=device, dtype=hidden.dtype)
+        hidden, pooled = hidden * keep[:, None, None], pooled * keep[:, None]
+        ids = torch.tensor([[64, 64, 0, 0, 64, 64]] * n, device=device, dtype=hidden.dtype)
+        return hidden, {"text_embeds": pooled, "time_ids": ids}
+    if refiner:  # the base's second encoder, frozen; the refiner learns the low-noise steps only
+        return Stage("refiner", c["unet_refiner"], [c["unet_refiner"]], encode, args.refiner_steps,
+                     t_max=args.refiner_t_max, evaluate=lambda: evaluate_handoff(c))
+    return Stage("xl", c["unet_xl"], [c["unet_xl"], c["text_encoder"], c["text_encoder_2"]], encode,
+                 args.unet_steps, evaluate=lambda: evaluate_pipe(build_xl_pipelines(c)[0]))
+
+
+def training_noise(shape, gen, coarse: float) -> torch.Tensor:
+    """White noise, plus (coarse > 0) noise drawn at 1/2, 1/4, ... of the latent's side and upsampled:
+    the coarse layout of a noisy latent then no longer tells where the shape will be, so the
+    model must take position and background from the prompt. The sampler still starts from white
+    noise; the target is the noise actually added, so the objective stays SD's epsilon one."""
+    noise = torch.randn(shape, generator=gen)
+    if coarse <= 0:
+        return noise
+    b, ch, h, w = shape
+    r = 2
+    while r <= h:
+        low = torch.randn((b, ch, max(h // r, 1), max(w // r, 1)), generator=gen)
+        noise += coarse * F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+        r *= 2
+    return noise / noise.std()
+
+
+def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline, stage: Stage):
     from diffusers.training_utils import EMAModel, compute_snr
     device = args.device
     cache = cache_latents(args, c, run)
     c["vae"].register_to_config(scaling_factor=cache["scaling_factor"])
-    unet, te, tok = c["unet"].to(device).train(), c["text_encoder"].to(device).train(), c["tokenizer"]
-    params = list(unet.parameters()) + list(te.parameters())
+    for m in c.values():  # only this stage's modules learn
+        if isinstance(m, torch.nn.Module):
+            m.to(device).eval().requires_grad_(False)
+    for m in stage.modules:
+        m.train().requires_grad_(True)
+    unet = stage.unet
+    params = [p for m in stage.modules for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=args.unet_lr, weight_decay=1e-2)
-    sched = cosine(opt, 200, args.unet_steps)
+    sched = cosine(opt, 200, stage.steps)
     ema = EMAModel(params, decay=args.ema, use_ema_warmup=True, power=3 / 4)
     noise_sched = tm.train_scheduler()
     step = 0
-    if state and state["stage"] == "unet":
+    if state and state["stage"] == stage.name:
         opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"]), ema.load_state_dict(state["ema"])
         step = state["step"]
     ema.to(device)
     mean, std, scenes, sf = cache["mean"], cache["std"], cache["scenes"], cache["scaling_factor"]
-    bar = tqdm(range(step, args.unet_steps), initial=step, total=args.unet_steps, desc="unet", dynamic_ncols=True)
+    bar = tqdm(range(step, stage.steps), initial=step, total=stage.steps, desc=stage.name, dynamic_ncols=True)
     for step in bar:
-        idx = torch.randint(0, len(scenes), (args.unet_batch,), generator=gen)
-        eps_post = torch.randn((args.unet_batch, *mean.shape[1:]), generator=gen)
+        b = args.unet_batch
+        idx = torch.randint(0, len(scenes), (b,), generator=gen)
+        eps_post = torch.randn((b, *mean.shape[1:]), generator=gen)
         latents = ((mean[idx].float() + std[idx].float() * eps_post) * sf).to(device)
-        noise = torch.randn(latents.shape, generator=gen).to(device)
-        n_t = noise_sched.config.num_train_timesteps
-        t = torch.randint(0, n_t, (args.unet_batch,), generator=gen)
-        high = torch.rand(args.unet_batch, generator=gen) < args.high_noise
-        t = torch.where(high, torch.randint(int(0.6 * n_t), n_t, (args.unet_batch,), generator=gen), t).to(device)
-        captions = [shapes.random_caption(scenes[i], rng) for i in idx.tolist()]
-        ids = tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                  return_tensors="pt").input_ids.to(device)
-        pred = unet(noise_sched.add_noise(latents, noise, t), t, te(ids)[0]).sample
+        noise = training_noise(latents.shape, gen, args.coarse_noise).to(device)
+        t = torch.randint(stage.t_min, stage.t_max, (b,), generator=gen)
+        high = torch.rand(b, generator=gen) < args.high_noise
+        t_high = torch.randint(int(0.6 * stage.t_max), stage.t_max, (b,), generator=gen)
+        t = torch.where(high, t_high, t).to(device)
+        hidden, added = stage.encode([shapes.random_caption(scenes[i], rng) for i in idx.tolist()], device)
+        pred = unet(noise_sched.add_noise(latents, noise, t), t, hidden, added_cond_kwargs=added).sample
         # The epsilon loss weighs an error in the clean picture by SNR. min-SNR-gamma caps that weight
         # for the easy low-noise steps; --snr-floor raises it for the noisiest steps, where the
         # prompt alone decides where the shape goes.
@@ -210,59 +283,118 @@ def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline):
         opt.step(), sched.step(), ema.step(params)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % 10 == 0:
-            log(run, stage="unet", step=step, loss=round(loss.item(), 5), lr=sched.get_last_lr()[0], t=time.time())
+            log(run, stage=stage.name, step=step, loss=round(loss.item(), 5), lr=sched.get_last_lr()[0], t=time.time())
         done = step + 1
-        last = done == args.unet_steps
+        last = done == stage.steps
         if done % args.eval_every == 0 or last:
-            s = evaluate_ema(c, ema, params, run, done)
-            tqdm.write(f"unet step {done}: EMA weights, 64 prompts, Euler 20 steps, cfg 6\n{judge.table(s)}")
+            s = evaluate_ema(stage, ema, params, run, done)
+            tqdm.write(f"{stage.name} step {done}: EMA weights, 64 prompts, Euler 20 steps, cfg 6\n{judge.table(s)}")
         if done % args.ckpt_every == 0 or last or time.time() > deadline:
-            save_state(run / "checkpoint.pt", {"stage": "unet", "step": done, "models": models_state(c),
+            save_state(run / "checkpoint.pt", {"stage": stage.name, "step": done, "models": models_state(c),
                                                "opt": opt.state_dict(), "sched": sched.state_dict(),
                                                "ema": ema.state_dict(), "rng": rng_state(rng, gen),
                                                "args": vars(args)})
             if time.time() > deadline and not last:
-                return None
-    return ema, params
+                return False
+    ema.copy_to(params)  # the finished stage keeps its EMA weights
+    for m in stage.modules:
+        m.eval().requires_grad_(False)
+    return True
 
 
-def evaluate_ema(c, ema, params, run: Path, step: int) -> dict:
-    from .evaluate import evaluate, grid
+def evaluate_pipe(pipe):
+    from .evaluate import evaluate
+    return evaluate(pipe)
+
+
+def evaluate_handoff(c):
+    from .evaluate import evaluate_handoff as handoff
+    return handoff(*build_xl_pipelines(c))
+
+
+def evaluate_ema(stage: Stage, ema, params, run: Path, step: int) -> dict:
+    from .evaluate import grid
     ema.store(params)
     ema.copy_to(params)
-    c["unet"].eval(), c["text_encoder"].eval()
+    for m in stage.modules:
+        m.eval()
     t0 = time.time()
-    s, images, _ = evaluate(build_pipeline(c))
-    grid(images).save(run / f"samples-{step:05d}.png")
+    s, images, _ = stage.evaluate()
+    grid(images).save(run / f"samples-{stage.name}-{step:05d}.png")
     ema.restore(params)
-    c["unet"].train(), c["text_encoder"].train()
-    log(run, stage="unet", step=step, judge=s, eval_seconds=round(time.time() - t0, 1))
+    for m in stage.modules:
+        m.train()
+    log(run, stage=stage.name, step=step, judge=s, eval_seconds=round(time.time() - t0, 1))
     return s
 
 
 def models_state(c: dict) -> dict:
-    return {k: c[k].state_dict() for k in ("vae", "text_encoder", "unet")}
+    return {k: m.state_dict() for k, m in c.items() if isinstance(m, torch.nn.Module)}
 
 
 def build_components(args) -> dict:
-    torch.manual_seed(args.seed)  # initial weights
+    torch.manual_seed(args.seed)  # initial weights; SD parts first, so --xl leaves them unchanged
     tok = tm.build_tokenizer()
     ints = lambda text: tuple(int(v) for v in text.split(","))  # noqa: E731
-    return {"tokenizer": tok, "text_encoder": tm.build_text_encoder(tok),
-            "vae": tm.build_vae(ints(args.vae_channels)), "unet": tm.build_unet(channels=ints(args.unet_channels))}
+    vae_channels, unet_channels = ints(args.vae_channels), ints(args.unet_channels)
+    size = shapes.IMAGE_SIZE >> (len(vae_channels) - 1)  # latent side
+    c = {"tokenizer": tok, "text_encoder": tm.build_text_encoder(tok), "vae": tm.build_vae(vae_channels),
+         "unet": tm.build_unet(channels=unet_channels, sample_size=size)}
+    if args.xl:
+        c["tokenizer_2"] = tm.build_tokenizer(pad_token="!")  # as SDXL's second tokenizer
+        c["text_encoder_2"] = te2 = tm.build_text_encoder_2(c["tokenizer_2"])
+        width1, width2 = c["text_encoder"].config.hidden_size, te2.config.hidden_size
+        c["unet_xl"] = tm.build_xl_unet(width1 + width2, 6, unet_channels, size, te2.config.projection_dim)
+        c["unet_refiner"] = tm.build_xl_unet(width2, 5, unet_channels, size, te2.config.projection_dim)
+    return c
+
+
+def fp16_copy(m):
+    return copy.deepcopy(m).to("cpu").half()
+
+
+def fp32_copy(m):
+    return copy.deepcopy(m).to("cpu").float()
+
+
+def save_tokenizer_files(tok, folder: Path):
+    # vocab.json + merges.txt too, for tokenizer loaders that don't read tokenizer.json
+    tok.backend_tokenizer.model.save(str(folder))
 
 
 def export(c: dict, out: str):
     """Save in diffusers layout, safetensors, UNet and VAE in fp16 (a few MB); diffusers loads
-    them as float32 unless told otherwise."""
-    # The text encoder stays float32 (0.6 MB): transformers would otherwise load it as float16.
-    parts = {k: (copy.deepcopy(v).to("cpu").half() if k in ("vae", "unet") else v) for k, v in c.items()}
-    parts["text_encoder"] = copy.deepcopy(c["text_encoder"]).to("cpu").float()
-    pipe = build_pipeline(parts)
-    pipe.save_pretrained(out, safe_serialization=True)
-    # vocab.json + merges.txt too, for tokenizer loaders that don't read tokenizer.json
-    c["tokenizer"].backend_tokenizer.model.save(str(Path(out) / "tokenizer"))
+    them as float32 unless told otherwise. Text encoders stay float32 (under 5 MB): transformers
+    would otherwise load them as float16."""
+    parts = dict(c, vae=fp16_copy(c["vae"]), unet=fp16_copy(c["unet"]), text_encoder=fp32_copy(c["text_encoder"]))
+    build_pipeline(parts).save_pretrained(out, safe_serialization=True)
+    save_tokenizer_files(c["tokenizer"], Path(out) / "tokenizer")
     return out
+
+
+def build_xl_pipelines(c: dict):
+    from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+    base = StableDiffusionXLPipeline(
+        vae=c["vae"], text_encoder=c["text_encoder"], text_encoder_2=c["text_encoder_2"], tokenizer=c["tokenizer"],
+        tokenizer_2=c["tokenizer_2"], unet=c["unet_xl"], scheduler=tm.xl_scheduler(),
+        force_zeros_for_empty_prompt=True, add_watermarker=False)
+    refiner = StableDiffusionXLImg2ImgPipeline(
+        vae=c["vae"], text_encoder=None, text_encoder_2=c["text_encoder_2"], tokenizer=None,
+        tokenizer_2=c["tokenizer_2"], unet=c["unet_refiner"], scheduler=tm.xl_scheduler(),
+        requires_aesthetics_score=True, force_zeros_for_empty_prompt=False, add_watermarker=False)
+    return base, refiner
+
+
+def export_xl(c: dict, out: str, out_refiner: str):
+    parts = dict(c, vae=fp16_copy(c["vae"]), unet_xl=fp16_copy(c["unet_xl"]),
+                 unet_refiner=fp16_copy(c["unet_refiner"]), text_encoder=fp32_copy(c["text_encoder"]),
+                 text_encoder_2=fp32_copy(c["text_encoder_2"]))
+    base, refiner = build_xl_pipelines(parts)
+    base.save_pretrained(out, safe_serialization=True)
+    refiner.save_pretrained(out_refiner, safe_serialization=True)
+    for folder, names in ((out, ("tokenizer", "tokenizer_2")), (out_refiner, ("tokenizer_2",))):
+        for name in names:
+            save_tokenizer_files(c[name], Path(folder) / name)
 
 
 def main(argv=None):
@@ -287,23 +419,31 @@ def main(argv=None):
             (run / f).unlink(missing_ok=True)
         log(run, config=vars(args), t=time.time())
     t0 = time.time()
+    stopped = "stopped at --max-minutes; run again with --resume"
     if state is None or state["stage"] == "vae":
         if not train_vae(args, c, run, state, rng, gen, deadline):
-            print("stopped at --max-minutes; run again with --resume")
+            print(stopped)
             return 1
         state = None
     if args.stop_after_vae:
         return 0
     c["vae"].requires_grad_(False).eval()
-    result = train_unet(args, c, run, state, rng, gen, deadline)
-    if result is None:
-        print("stopped at --max-minutes; run again with --resume")
-        return 1
-    ema, params = result
-    ema.copy_to(params)
-    export(c, args.out)
-    log(run, done=True, out=args.out, seconds_this_part=round(time.time() - t0, 1))
-    print("saved", args.out)
+    stages = [xl_stage(args, c), xl_stage(args, c, refiner=True)] if args.xl else [sd_stage(args, c)]
+    done_before = [s.name for s in stages[:[s.name for s in stages].index(state["stage"])]] if state else []
+    for stage in stages:
+        if stage.name in done_before:  # finished in an earlier part: its EMA weights are in the checkpoint
+            continue
+        if not train_unet(args, c, run, state if state and state["stage"] == stage.name else None,
+                          rng, gen, deadline, stage):
+            print(stopped)
+            return 1
+    if args.xl:
+        export_xl(c, args.xl_out, args.xl_out + "-refiner")
+        out = args.xl_out
+    else:
+        out = export(c, args.out)
+    log(run, done=True, out=out, seconds_this_part=round(time.time() - t0, 1))
+    print("saved", out)
     return 0
 
 

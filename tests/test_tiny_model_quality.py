@@ -1,0 +1,49 @@
+"""The shipped tiny-shapes model: its layout, and the judge's figures that its model card states
+(judged on pixels alone, through diffusers' StableDiffusionPipeline, Euler 20 steps, cfg 6, on 64
+prompts incl. 16 of the withheld pairs).
+
+These are the interim model's figures, not issue 4's bar (>= 90% on every attribute): it does not
+follow position words yet, so position is not asserted here. docs/tiny-model.md says why."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from latentgraph.training import judge
+from latentgraph.training.evaluate import evaluate
+from latentgraph.training.train_tiny import DEFAULT_OUT
+
+MODEL = Path(DEFAULT_OUT)
+# floors under the model card's figures (100%, 98%, 84%, 100%; withheld 100%, 100%, 81%, 100%)
+FLOORS = {"background": 0.95, "colour": 0.95, "shape": 0.8, "size": 0.95}
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from diffusers import StableDiffusionPipeline
+    torch.set_num_threads(2)
+    return StableDiffusionPipeline.from_pretrained(MODEL, safety_checker=None)
+
+
+def test_sd15_layout_types_and_float32(pipe):
+    index = json.loads((MODEL / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    assert [type(getattr(pipe, k)).__name__ for k in ("tokenizer", "text_encoder", "vae", "unet")] == [
+        "CLIPTokenizer", "CLIPTextModel", "AutoencoderKL", "UNet2DConditionModel"]
+    for m in (pipe.text_encoder, pipe.vae, pipe.unet):
+        assert m.dtype == torch.float32
+    cfg = pipe.scheduler.config
+    assert (cfg.beta_start, cfg.beta_end, cfg.beta_schedule, cfg.num_train_timesteps, cfg.prediction_type) == (
+        0.00085, 0.012, "scaled_linear", 1000, "epsilon")
+    assert not list(MODEL.rglob("*.bin")) and list(MODEL.rglob("*.safetensors"))
+    assert (MODEL / "MODEL_CARD.md").exists()
+
+
+def test_judge_figures_hold_what_the_model_card_states(pipe):
+    s, images, scenes = evaluate(pipe)  # 64 prompts: 16 of the 4 withheld pairs + 48 others
+    print("\n" + judge.table(s))
+    assert s["n"] >= 48 and s["withheld_n"] >= 8
+    for k, floor in FLOORS.items():
+        assert s[k] >= floor, (k, s)
+        assert s["withheld_" + k] >= floor - 0.05, (k, s)  # 16 prompts: one miss is 6%
