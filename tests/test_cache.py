@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
 from helpers import read_png, txt2img
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from latentgraph.cli import main as cli_main
 from latentgraph.graph.errors import Interrupted, NodeError
@@ -160,3 +163,23 @@ def test_interrupt_between_steps_keeps_earlier_results(executor):
     assert progress == [1, 2] and events[-1]["type"] == "interrupted"
     result = executor.run(wf)
     assert executed(result) == {"sampler", "decode", "sharpen", "save"}
+
+
+
+def test_a_sampler_result_with_nan_is_an_error_on_the_node_not_a_black_picture(settings, models_dir, tmp_path):
+    # A copy of the tiny model whose UNet output is NaN (as fp16 overflow or a solver bug gives),
+    # in a models folder of its own so that other tests' checkpoint lists stay as they are.
+    broken = tmp_path / "models" / "checkpoints" / "tiny-nan"
+    shutil.copytree(models_dir / "checkpoints" / "tiny-sd15", broken)
+    path = next((broken / "unet").glob("*.safetensors"))
+    weights = load_file(path)
+    weights["conv_out.bias"] = torch.full_like(weights["conv_out.bias"], float("nan"))
+    save_file(weights, path)
+    executor = Executor(Settings(models=tmp_path / "models", input=settings.input, output=settings.output,
+                                 temp=settings.temp, device="cpu"))
+    with pytest.raises(NodeError) as caught:
+        executor.run(txt2img("tiny-nan", steps=3))
+    error = caught.value.error
+    assert (error.node_id, error.node_type, error.input) == ("sampler", "KSampler", "sampler_name")
+    assert "NaN" in error.message
+    assert not list(settings.output.glob("*.png"))
