@@ -37,6 +37,16 @@ def test_sd15_type_trains_in_two_parts_and_runs_in_the_graph(tmp_path):
     result = executor.run(txt2img("toy-shapes", "a large red circle on a blue background", steps=4))
     assert read_png(result.images[0]["path"]).shape == (64, 64, 3)
 
+    # --init-from fine-tunes a saved model: no VAE stage, the VAE and its scaling factor kept
+    tuned = models / "checkpoints" / "toy-shapes-tuned"
+    assert train_tiny.main(TOY + ["--run", str(tmp_path / "run2"), "--out", str(tuned), "--init-from", str(out)]) == 0
+    log2 = [json.loads(line) for line in (tmp_path / "run2" / "log.jsonl").read_text().splitlines()]
+    assert {r.get("stage") for r in log2 if "loss" in r} == {"unet"}
+    vae_files = [sorted((m / "vae").glob("*.safetensors"))[0].read_bytes() for m in (out, tuned)]
+    assert vae_files[0] == vae_files[1]
+    assert json.loads((tuned / "vae" / "config.json").read_text())["scaling_factor"] == \
+        json.loads((out / "vae" / "config.json").read_text())["scaling_factor"]
+
 
 def test_xl_pair_exports_a_base_and_refiner_our_loader_recognises(tmp_path):
     run, models = tmp_path / "run", tmp_path / "models"

@@ -57,6 +57,8 @@ def parse_args(argv=None):
     ap.add_argument("--eval-every", type=int, default=2000, help="UNet steps between judge evaluations")
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (after a checkpoint) after this long")
     ap.add_argument("--stop-after-vae", action="store_true", help="stop once the VAE is trained")
+    ap.add_argument("--init-from", default=None,
+                    help="start from this saved tiny-shapes model (VAE kept, UNet + text encoder fine-tuned)")
     ap.add_argument("--xl", action="store_true",
                     help="train the SDXL-type pair (tiny-shapes-xl base + refiner) instead of the SD1.5-type model")
     ap.add_argument("--xl-out", default=DEFAULT_OUT + "-xl", help="where --xl saves the base (refiner: +'-refiner')")
@@ -169,7 +171,9 @@ def cache_latents(args, c, run: Path):
             post = vae.encode(x).latent_dist
             means.append(post.mean.float().cpu()), stds.append(post.std.float().cpu())
     mean, std = torch.cat(means), torch.cat(stds)
-    cache = {"mean": mean, "std": std, "scenes": scenes, "scaling_factor": float(1 / mean.std())}
+    # A VAE taken over from --init-from keeps its scaling factor: its UNet learnt latents at that scale.
+    sf = c["vae"].config.scaling_factor if args.init_from else float(1 / mean.std())
+    cache = {"mean": mean, "std": std, "scenes": scenes, "scaling_factor": sf}
     torch.save(cache, path)
     return cache
 
@@ -349,6 +353,14 @@ def build_components(args) -> dict:
     return c
 
 
+def load_model(c: dict, folder: str):
+    """Weights of a saved SD1.5-type tiny-shapes model into freshly built components."""
+    saved = load_pipeline(folder, "cpu")
+    for k in ("vae", "text_encoder", "unet"):
+        c[k].load_state_dict(getattr(saved, k).state_dict())
+    c["vae"].register_to_config(scaling_factor=saved.vae.config.scaling_factor)
+
+
 def fp16_copy(m):
     return copy.deepcopy(m).to("cpu").half()
 
@@ -420,7 +432,9 @@ def main(argv=None):
         log(run, config=vars(args), t=time.time())
     t0 = time.time()
     stopped = "stopped at --max-minutes; run again with --resume"
-    if state is None or state["stage"] == "vae":
+    if args.init_from and state is None:
+        load_model(c, args.init_from)
+    if (state is None and not args.init_from) or (state and state["stage"] == "vae"):
         if not train_vae(args, c, run, state, rng, gen, deadline):
             print(stopped)
             return 1
