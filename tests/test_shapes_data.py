@@ -89,3 +89,22 @@ def test_tokenizer_makes_each_caption_word_one_token():
     for w in shapes.VOCAB_WORDS:
         assert len(tok(w).input_ids) == 3, w
     assert tok.model_max_length == 77
+
+
+def test_coarse_training_noise_adds_low_frequencies_and_keeps_the_white_part():
+    import torch
+
+    from latentgraph.training.train_tiny import training_noise
+    shape = (64, 4, 16, 16)
+    white = training_noise(shape, torch.Generator().manual_seed(0), 0.0)
+    coarse = training_noise(shape, torch.Generator().manual_seed(0), 0.5)
+    assert abs(white.std().item() - 1) < 0.02
+
+    def block_means(x):  # the layout scale: means over 4x4 latent pixels
+        return torch.nn.functional.avg_pool2d(x, 4)
+
+    def fine(x):  # neighbour differences: edges, where the upsampled coarse noise is nearly flat
+        return x[..., 1:] - x[..., :-1]
+
+    assert block_means(coarse).var() > 5 * block_means(white).var()  # about 10x at amplitude 0.5
+    assert abs(fine(coarse).var().item() / fine(white).var().item() - 1) < 0.15

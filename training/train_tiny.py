@@ -227,7 +227,9 @@ def training_noise(shape, gen, coarse: float) -> torch.Tensor:
     """White noise, plus (coarse > 0) noise drawn at 1/2, 1/4, ... of the latent's side and upsampled:
     the coarse layout of a noisy latent then no longer tells where the shape will be, so the
     model must take position and background from the prompt. The sampler still starts from white
-    noise; the target is the noise actually added, so the objective stays SD's epsilon one."""
+    noise; the target is the noise actually added, so the objective stays SD's epsilon one.
+    Not renormalised: scaling the sum back to unit variance would shrink the white part and make
+    the shape's edges more visible in the noisy latent, the opposite of the aim."""
     noise = torch.randn(shape, generator=gen)
     if coarse <= 0:
         return noise
@@ -237,7 +239,7 @@ def training_noise(shape, gen, coarse: float) -> torch.Tensor:
         low = torch.randn((b, ch, max(h // r, 1), max(w // r, 1)), generator=gen)
         noise += coarse * F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
         r *= 2
-    return noise / noise.std()
+    return noise
 
 
 def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline, stage: Stage):
