@@ -28,3 +28,15 @@ def txt2img(ckpt="tiny-sd15", prompt="a red circle", negative="", seed=1, steps=
         "decode": {"type": "VAEDecode", "inputs": {"samples": ref("sampler", "LATENT"), "vae": ref("ckpt", "VAE")}},
         "save": {"type": "SaveImage", "inputs": {"images": ref("decode", "IMAGE"), "filename_prefix": "test"}},
     }}
+
+
+def to_img2img(workflow: dict, image: str, denoise: float) -> dict:
+    """A txt2img workflow (ours or sdxl_txt2img) turned into img2img: `image` from the input folder,
+    VAE-encoded, as the sampler's latent, at `denoise`."""
+    nodes = workflow["nodes"]
+    del nodes["latent"]
+    nodes["load"] = {"type": "LoadImage", "inputs": {"image": image}}
+    nodes["encode"] = {"type": "VAEEncode", "inputs": {"pixels": {"node": "load", "output": "IMAGE"},
+                                                        "vae": {"node": "ckpt", "output": "VAE"}}}
+    nodes["sampler"]["inputs"].update(latent_image={"node": "encode", "output": "LATENT"}, denoise=denoise)
+    return workflow

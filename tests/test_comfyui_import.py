@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_png
+from helpers import read_png, to_img2img
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from sdxl_helpers import (REFINER, base_and_refiner, ref, sdxl_models_dir, sdxl_settings,  # noqa: F401
@@ -31,13 +31,8 @@ def ours_txt2img() -> dict:
 
 
 def ours_img2img() -> dict:
-    workflow = sdxl_txt2img(negative="blurry", seed=5, steps=10, cfg=7.0, sampler_name="dpmpp_2m", scheduler="karras")
-    nodes = workflow["nodes"]
-    del nodes["latent"]
-    nodes["load"] = {"type": "LoadImage", "inputs": {"image": "start.png"}}
-    nodes["encode"] = {"type": "VAEEncode", "inputs": {"pixels": ref("load", "IMAGE"), "vae": ref("ckpt", "VAE")}}
-    nodes["sampler"]["inputs"].update(latent_image=ref("encode", "LATENT"), denoise=0.6)
-    return workflow
+    return to_img2img(sdxl_txt2img(negative="blurry", seed=5, steps=10, cfg=7.0, sampler_name="dpmpp_2m",
+                                   scheduler="karras"), "start.png", 0.6)
 
 
 def ours_refiner() -> dict:

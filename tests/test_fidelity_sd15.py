@@ -1,13 +1,12 @@
 """The graph's images equal diffusers' own pipelines', bit for bit, for the same loaded modules."""
 from __future__ import annotations
 
-import copy
 
 import diffusers
 import numpy as np
 import pytest
 import torch
-from helpers import read_png, txt2img
+from helpers import read_png, to_img2img, txt2img
 from PIL import Image
 
 # (sampler_name, scheduler) -> how a diffusers user sets up the same scheduler on the pipeline.
@@ -78,14 +77,8 @@ def test_img2img_equals_img2img_pipeline(executor, settings, sampler):
     rng = np.random.default_rng(0)
     picture = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     picture.save(settings.input / "start.png")
-    workflow = copy.deepcopy(txt2img(seed=5, steps=10, cfg=7.0, sampler_name=sampler[0], scheduler=sampler[1]))
-    nodes = workflow["nodes"]
-    nodes["load"] = {"type": "LoadImage", "inputs": {"image": "start.png"}}
-    nodes["encode"] = {"type": "VAEEncode", "inputs": {"pixels": {"node": "load", "output": "IMAGE"},
-                                                        "vae": {"node": "ckpt", "output": "VAE"}}}
-    nodes["sampler"]["inputs"]["latent_image"] = {"node": "encode", "output": "LATENT"}
-    nodes["sampler"]["inputs"]["denoise"] = 0.6
-    del nodes["latent"]
+    workflow = to_img2img(txt2img(seed=5, steps=10, cfg=7.0, sampler_name=sampler[0], scheduler=sampler[1]),
+                          "start.png", 0.6)
     ours = read_png(executor.run(workflow).images[0]["path"])
 
     pipe = reference_pipeline(executor, diffusers.StableDiffusionImg2ImgPipeline, sampler)

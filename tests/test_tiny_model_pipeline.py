@@ -11,7 +11,7 @@ import pytest
 from latentgraph.graph.workflow import link
 from latentgraph.nodes.schedulers import SAMPLER_NAMES, check_pair
 from latentgraph.training import judge, shapes
-from helpers import read_png, txt2img
+from helpers import read_png, to_img2img, txt2img
 
 MODEL = "tiny-shapes"
 JUDGED = ("background", "colour", "shape", "size")  # what the model follows (not position)
@@ -56,15 +56,6 @@ def test_every_offered_sampler_draws_what_the_prompt_says(executor, sampler_name
         assert not wrong(image, prompt, judged), (sampler_name, prompt, judge.read(image))
 
 
-def img2img(image_name: str, prompt: str, denoise: float, seed: int = 5) -> dict:
-    wf = txt2img(MODEL, prompt, seed=seed, steps=20)
-    wf["nodes"]["load"] = {"type": "LoadImage", "inputs": {"image": image_name}}
-    wf["nodes"]["encode"] = {"type": "VAEEncode", "inputs": {"pixels": link("load", "IMAGE"), "vae": link("ckpt", "VAE")}}
-    wf["nodes"]["sampler"]["inputs"].update(latent_image=link("encode", "LATENT"), denoise=denoise)
-    del wf["nodes"]["latent"]
-    return wf
-
-
 def iou(a, b) -> float:
     ax0, ay0, ax1, ay1 = a
     bx0, by0, bx1, by1 = b
@@ -78,7 +69,7 @@ def test_img2img_at_low_strength_keeps_the_input_layout(executor, settings):
                                shapes.Scene("circle", "blue", "yellow", "small", "top", 2, -2)]):
         shapes.render(scene).save(settings.input / f"in{i}.png")
         prompt = shapes.caption(scene)
-        out = run(executor, img2img(f"in{i}.png", prompt, denoise=0.3))[0]
+        out = run(executor, to_img2img(txt2img(MODEL, prompt, seed=5, steps=20), f"in{i}.png", 0.3))[0]
         seen, expected = judge.read(out), judge.read(np.asarray(shapes.render(scene)))
         assert not wrong(out, prompt, judge.ATTRIBUTES), (scene, seen)
         assert iou(seen["bbox"], expected["bbox"]) > 0.8, (seen["bbox"], expected["bbox"])

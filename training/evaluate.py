@@ -17,22 +17,33 @@ from .shapes import Scene, caption, eval_scenes
 STEPS, CFG = 20, 6.0  # the bar of issue 4: 20 Euler steps, classifier-free guidance about 6
 
 
+def use_euler(*pipes) -> None:
+    from diffusers import EulerDiscreteScheduler
+    for pipe in pipes:
+        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+        pipe.set_progress_bar_config(disable=True)
+
+
+def batches(scenes: list[Scene], seed: int, batch: int):
+    """(captions, generators) per batch; picture i gets seed + i."""
+    for i in range(0, len(scenes), batch):
+        part = scenes[i:i + batch]
+        yield [caption(s) for s in part], [torch.Generator().manual_seed(seed + i + j) for j in range(len(part))]
+
+
+def as_uint8(images) -> list[np.ndarray]:
+    return [(np.clip(im, 0, 1) * 255).round().astype(np.uint8) for im in images]
+
+
 def generate(pipe, scenes: list[Scene], steps: int = STEPS, cfg: float = CFG, seed: int = 0,
              batch: int = 64) -> list[np.ndarray]:
     """One picture per scene from its full caption, with Euler; seed + i for picture i."""
-    from diffusers import EulerDiscreteScheduler
-    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
+    use_euler(pipe)
+    kw = dict(height=64, width=64) if "XL" in type(pipe).__name__ else {}
     out = []
-    for i in range(0, len(scenes), batch):
-        part = scenes[i:i + batch]
-        gens = [torch.Generator().manual_seed(seed + i + j) for j in range(len(part))]
-        kw = {}
-        if "XL" in type(pipe).__name__:
-            kw = dict(height=64, width=64)
-        imgs = pipe(prompt=[caption(s) for s in part], num_inference_steps=steps, guidance_scale=cfg,
-                    generator=gens, output_type="np", **kw).images
-        out += [(np.clip(im, 0, 1) * 255).round().astype(np.uint8) for im in imgs]
+    for prompts, gens in batches(scenes, seed, batch):
+        out += as_uint8(pipe(prompt=prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens,
+                             output_type="np", **kw).images)
     return out
 
 
@@ -57,21 +68,14 @@ def evaluate(pipe, n_withheld: int = 16, n_other: int = 48, steps: int = STEPS, 
 def evaluate_handoff(base, refiner, n_withheld: int = 16, n_other: int = 48, steps: int = STEPS, cfg: float = CFG,
                      seed: int = 0, switch: float = 0.8, batch: int = 64):
     """The SDXL base draws the first `switch` of the steps, the refiner the rest (latents handed over)."""
-    from diffusers import EulerDiscreteScheduler
     scenes = eval_scenes(n_withheld, n_other)
+    use_euler(base, refiner)
     images = []
-    for pipe in (base, refiner):
-        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-        pipe.set_progress_bar_config(disable=True)
-    for i in range(0, len(scenes), batch):
-        part = scenes[i:i + batch]
-        prompts = [caption(s) for s in part]
-        gens = [torch.Generator().manual_seed(seed + i + j) for j in range(len(part))]
+    for prompts, gens in batches(scenes, seed, batch):
         latents = base(prompt=prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens,
                        denoising_end=switch, output_type="latent", height=64, width=64).images
-        out = refiner(prompt=prompts, image=latents, num_inference_steps=steps, guidance_scale=cfg,
-                      generator=gens, denoising_start=switch, output_type="np").images
-        images += [(np.clip(im, 0, 1) * 255).round().astype(np.uint8) for im in out]
+        images += as_uint8(refiner(prompt=prompts, image=latents, num_inference_steps=steps, guidance_scale=cfg,
+                                   generator=gens, denoising_start=switch, output_type="np").images)
     return judge.score(images, scenes), images, scenes
 
 

@@ -445,12 +445,10 @@ def main(argv=None):
         return 0
     c["vae"].requires_grad_(False).eval()
     stages = [xl_stage(args, c), xl_stage(args, c, refiner=True)] if args.xl else [sd_stage(args, c)]
-    done_before = [s.name for s in stages[:[s.name for s in stages].index(state["stage"])]] if state else []
-    for stage in stages:
-        if stage.name in done_before:  # finished in an earlier part: its EMA weights are in the checkpoint
-            continue
-        if not train_unet(args, c, run, state if state and state["stage"] == stage.name else None,
-                          rng, gen, deadline, stage):
+    # Stages before the checkpoint's finished in an earlier part: their EMA weights are in it.
+    first = [s.name for s in stages].index(state["stage"]) if state else 0
+    for stage in stages[first:]:
+        if not train_unet(args, c, run, state if stage is stages[first] else None, rng, gen, deadline, stage):
             print(stopped)
             return 1
     if args.xl:
