@@ -11,7 +11,7 @@ from latentgraph.training import train_tiny
 from helpers import read_png, txt2img
 from sdxl_helpers import base_and_refiner
 
-TOY = ["--vae-steps", "3", "--unet-steps", "3", "--refiner-steps", "2", "--cache", "64", "--unet-batch", "4",
+TOY = ["--vae-steps", "3", "--position-steps", "3", "--unet-steps", "3", "--refiner-steps", "2", "--cache", "64", "--unet-batch", "4",
        "--vae-batch", "4", "--ckpt-every", "2", "--eval-every", "1000"]
 
 
@@ -29,7 +29,7 @@ def test_sd15_type_trains_in_two_parts_and_runs_in_the_graph(tmp_path):
     assert not out.exists()
     assert train_tiny.main(TOY + ["--run", str(run), "--out", str(out), "--resume"]) == 0
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert {r.get("stage") for r in log if "loss" in r} == {"vae", "unet"}
+    assert {r.get("stage") for r in log if "loss" in r} == {"vae", "position", "unet"}
     assert any("judge" in r and r["stage"] == "unet" for r in log)  # figures at the last step
     assert any(r.get("done") for r in log)
 
@@ -37,7 +37,7 @@ def test_sd15_type_trains_in_two_parts_and_runs_in_the_graph(tmp_path):
     result = executor.run(txt2img("toy-shapes", "a large red circle on a blue background", steps=4))
     assert read_png(result.images[0]["path"]).shape == (64, 64, 3)
 
-    # --init-from fine-tunes a saved model: no VAE stage, the VAE and its scaling factor kept
+    # --init-from fine-tunes a saved model: no VAE or position stage, the VAE and its scaling factor kept
     tuned = models / "checkpoints" / "toy-shapes-tuned"
     assert train_tiny.main(TOY + ["--run", str(tmp_path / "run2"), "--out", str(tuned), "--init-from", str(out)]) == 0
     log2 = [json.loads(line) for line in (tmp_path / "run2" / "log.jsonl").read_text().splitlines()]

@@ -42,15 +42,17 @@ def parse_args(argv=None):
     ap.add_argument("--vae-batch", type=int, default=32)
     ap.add_argument("--vae-lr", type=float, default=2e-3)
     ap.add_argument("--cache", type=int, default=20000, help="pictures whose latents the UNet trains on")
-    ap.add_argument("--unet-steps", type=int, default=8000)
+    ap.add_argument("--unet-steps", type=int, default=7000)
     ap.add_argument("--unet-batch", type=int, default=32)
     ap.add_argument("--unet-lr", type=float, default=1e-3)
+    ap.add_argument("--position-steps", type=int, default=1000,
+                    help="steps of position pretraining of a fresh UNet before the epsilon stage (SD1.5 type; 0 skips it)")
     ap.add_argument("--min-snr", type=float, default=5.0, help="min-SNR-gamma loss weighting")
-    ap.add_argument("--snr-floor", type=float, default=0.0,
+    ap.add_argument("--snr-floor", type=float, default=1.0,
                     help="floor of the x0-space loss weight (lifts the high-noise steps that decide layout)")
     ap.add_argument("--high-noise", type=float, default=0.0,
                     help="fraction of timesteps drawn from the noisiest 40%% (t >= 600) instead of uniformly")
-    ap.add_argument("--coarse-noise", type=float, default=0.0,
+    ap.add_argument("--coarse-noise", type=float, default=0.5,
                     help="add coarse (2x2 to whole-latent) noise of this amplitude to the training noise")
     ap.add_argument("--ema", type=float, default=0.999, help="EMA decay (warmed up) of UNet + text encoder")
     ap.add_argument("--ckpt-every", type=int, default=500)
@@ -176,6 +178,49 @@ def cache_latents(args, c, run: Path):
     cache = {"mean": mean, "std": std, "scenes": scenes, "scaling_factor": sf}
     torch.save(cache, path)
     return cache
+
+
+def pretrain_position(args, c, run: Path, state: dict | None, rng, gen, deadline) -> bool:
+    """Position pretraining: the UNet (with the text encoder) learns to output the clean latent from
+    pure noise and the caption alone. With SD's schedule the noisy latent still shows the layout at
+    every training timestep, so the epsilon objective never makes the model read position words;
+    here nothing but the words tells where the shape is. A fresh UNet of this size learns it after
+    a plateau of about 500 steps (docs/tiny-model.md); the epsilon stage then starts from it."""
+    device, unet, te = args.device, c["unet"], c["text_encoder"]
+    cache = cache_latents(args, c, run)
+    mean, scenes, sf = cache["mean"], cache["scenes"], cache["scaling_factor"]
+    c["vae"].register_to_config(scaling_factor=sf)
+    unet.to(device).train().requires_grad_(True), te.to(device).train().requires_grad_(True)
+    params = list(unet.parameters()) + list(te.parameters())
+    opt = torch.optim.AdamW(params, lr=args.unet_lr, weight_decay=1e-2)
+    step = 0
+    if state:
+        opt.load_state_dict(state["opt"])
+        step = state["step"]
+    t = torch.full((args.unet_batch,), 999, device=device)
+    bar = tqdm(range(step, args.position_steps), initial=step, total=args.position_steps, desc="position",
+               dynamic_ncols=True)
+    for step in bar:
+        idx = torch.randint(0, len(scenes), (args.unet_batch,), generator=gen)
+        target = (mean[idx].float() * sf).to(device)
+        noise = torch.randn(target.shape, generator=gen).to(device)
+        hidden = te(tokenize(c["tokenizer"], [shapes.random_caption(scenes[i], rng) for i in idx.tolist()], device))[0]
+        loss = F.mse_loss(unet(noise, t, hidden).sample.float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % 10 == 0:
+            log(run, stage="position", step=step, loss=round(loss.item(), 5), t=time.time())
+        done = step + 1
+        if done % args.ckpt_every == 0 or done == args.position_steps or time.time() > deadline:
+            save_state(run / "checkpoint.pt", {"stage": "position", "step": done, "models": models_state(c),
+                                               "opt": opt.state_dict(), "rng": rng_state(rng, gen),
+                                               "args": vars(args)})
+            if time.time() > deadline and done < args.position_steps:
+                return False
+    return True
 
 
 def tokenize(tok, captions, device):
@@ -444,6 +489,13 @@ def main(argv=None):
     if args.stop_after_vae:
         return 0
     c["vae"].requires_grad_(False).eval()
+    # A model taken over with --init-from keeps its UNet: position pretraining is for fresh UNets.
+    fresh = not args.init_from and (state is None or state["stage"] == "position")
+    if not args.xl and args.position_steps and fresh:
+        if not pretrain_position(args, c, run, state, rng, gen, deadline):
+            print(stopped)
+            return 1
+        state = None
     stages = [xl_stage(args, c), xl_stage(args, c, refiner=True)] if args.xl else [sd_stage(args, c)]
     # Stages before the checkpoint's finished in an earlier part: their EMA weights are in it.
     first = [s.name for s in stages].index(state["stage"]) if state else 0
