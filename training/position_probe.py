@@ -19,19 +19,14 @@ import dataclasses
 import random
 
 import torch
-import torch.nn.functional as F
 
 from . import shapes
 from . import tiny_model as tm
+from .train_tiny import images_to_tensor, position_loss, tokenize
 
 PAIR = ("a large red square on a blue background, at the left",
         "a large red square on a blue background, at the right",
         "a large green square on a blue background, at the left")
-
-
-def _ids(tok, captions):
-    return tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
-               return_tensors="pt").input_ids
 
 
 def effect_ratio(x0: torch.Tensor) -> float:
@@ -45,7 +40,7 @@ def position_effect(pipe, t: int = 999, n: int = 4, seed: int = 7, captions=PAIR
     unet, te, tok = pipe.unet, pipe.text_encoder, pipe.tokenizer
     side = unet.config.sample_size
     x = torch.randn(n, 4, side, side, generator=torch.Generator().manual_seed(seed)).repeat_interleave(3, 0)
-    hidden = te(_ids(tok, list(captions)))[0].repeat(n, 1, 1)
+    hidden = te(tokenize(tok, list(captions), "cpu"))[0].repeat(n, 1, 1)
     a = tm.train_scheduler().alphas_cumprod[t]
     eps = unet(x, torch.full((len(x),), t), hidden).sample
     x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
@@ -63,7 +58,6 @@ def direct(pipe, steps: int = 1000, batch: int = 32, lr: float = 1e-3, fixed_col
     scenes = shapes.training_scenes(n_pictures, seed=seed + 1)
     if fixed_colours:  # one colour pair: the position word alone then tells where the dark pixels are
         scenes = [dataclasses.replace(s, colour="black", background="white") for s in scenes]
-    from .train_tiny import images_to_tensor
     with torch.no_grad():
         lat = torch.cat([vae.encode(images_to_tensor([shapes.render(s) for s in scenes[i:i + 256]])).latent_dist.mean
                          for i in range(0, len(scenes), 256)]) * vae.config.scaling_factor
@@ -83,8 +77,7 @@ def direct(pipe, steps: int = 1000, batch: int = 32, lr: float = 1e-3, fixed_col
         unet.train(), te.train()
         idx = torch.randint(0, len(scenes), (batch,), generator=gen).tolist()
         caps = [scenes[i].position if position_only else shapes.random_caption(scenes[i], rng) for i in idx]
-        x = torch.randn(batch, 4, side, side, generator=gen)
-        loss = F.mse_loss(unet(x, t999, te(_ids(tok, caps))[0]).sample, lat[idx])
+        loss = position_loss(unet, te, tok, lat[idx], caps, gen, "cpu")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -92,7 +85,7 @@ def direct(pipe, steps: int = 1000, batch: int = 32, lr: float = 1e-3, fixed_col
         if step % every == 0 or step == steps:
             unet.eval(), te.eval()
             with torch.no_grad():
-                pred = unet(noise, t999, te(_ids(tok, probe))[0].repeat(4, 1, 1)).sample.view(4, 2, 4, side, side)
+                pred = unet(noise, t999, te(tokenize(tok, probe, "cpu"))[0].repeat(4, 1, 1)).sample.view(4, 2, 4, side, side)
             moved = float((pred[:, 0] - pred[:, 1]).flatten(1).norm(dim=1).mean()) / true_diff
             out.append((step, loss.item(), moved))
             print(f"step {step}: loss {loss:.3f}, left->right moves the output {moved:.2f} of the true change",

@@ -189,7 +189,6 @@ def pretrain_position(args, c, run: Path, state: dict | None, rng, gen, deadline
     device, unet, te = args.device, c["unet"], c["text_encoder"]
     cache = cache_latents(args, c, run)
     mean, scenes, sf = cache["mean"], cache["scenes"], cache["scaling_factor"]
-    c["vae"].register_to_config(scaling_factor=sf)
     unet.to(device).train().requires_grad_(True), te.to(device).train().requires_grad_(True)
     params = list(unet.parameters()) + list(te.parameters())
     opt = torch.optim.AdamW(params, lr=args.unet_lr, weight_decay=1e-2)
@@ -197,15 +196,13 @@ def pretrain_position(args, c, run: Path, state: dict | None, rng, gen, deadline
     if state:
         opt.load_state_dict(state["opt"])
         step = state["step"]
-    t = torch.full((args.unet_batch,), 999, device=device)
     bar = tqdm(range(step, args.position_steps), initial=step, total=args.position_steps, desc="position",
                dynamic_ncols=True)
     for step in bar:
         idx = torch.randint(0, len(scenes), (args.unet_batch,), generator=gen)
         target = (mean[idx].float() * sf).to(device)
-        noise = torch.randn(target.shape, generator=gen).to(device)
-        hidden = te(tokenize(c["tokenizer"], [shapes.random_caption(scenes[i], rng) for i in idx.tolist()], device))[0]
-        loss = F.mse_loss(unet(noise, t, hidden).sample.float(), target)
+        captions = [shapes.random_caption(scenes[i], rng) for i in idx.tolist()]
+        loss = position_loss(unet, te, c["tokenizer"], target, captions, gen, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -221,6 +218,13 @@ def pretrain_position(args, c, run: Path, state: dict | None, rng, gen, deadline
             if time.time() > deadline and done < args.position_steps:
                 return False
     return True
+
+
+def position_loss(unet, te, tok, target, captions, gen, device):
+    """Position pretraining's objective: the clean latent `target` from pure noise and the captions."""
+    noise = torch.randn(target.shape, generator=gen).to(device)
+    t = torch.full((len(target),), 999, device=device)
+    return F.mse_loss(unet(noise, t, te(tokenize(tok, captions, device))[0]).sample.float(), target)
 
 
 def tokenize(tok, captions, device):
