@@ -166,7 +166,7 @@ def cache_latents(args, c, run: Path):
     if path.exists():
         return torch.load(path, weights_only=False)  # holds Scene objects
     scenes = shapes.training_scenes(args.cache, seed=args.seed + 1)
-    vae, means, stds = c["vae"], [], []
+    vae, means, stds = c["vae"].to(args.device), [], []  # a model from --init-from is still on the CPU
     with torch.no_grad(), torch.autocast(args.device.split(":")[0], torch.bfloat16):
         for i in tqdm(range(0, len(scenes), 256), desc="latents", dynamic_ncols=True):
             x = images_to_tensor([shapes.render(s) for s in scenes[i:i + 256]]).to(args.device)
