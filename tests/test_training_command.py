@@ -31,17 +31,22 @@ def test_sd15_type_trains_in_two_parts_and_runs_in_the_graph(tmp_path):
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert {r.get("stage") for r in log if "loss" in r} == {"vae", "position", "unet"}
     assert any("judge" in r and r["stage"] == "unet" for r in log)  # figures at the last step
+    # the epsilon stage learns from the position teacher: pure-noise samples, their loss logged
+    assert any("distill_loss" in r for r in log if r.get("stage") == "unet")
     assert any(r.get("done") for r in log)
 
     executor = Executor(settings_for(tmp_path, models))
     result = executor.run(txt2img("toy-shapes", "a large red circle on a blue background", steps=4))
     assert read_png(result.images[0]["path"]).shape == (64, 64, 3)
 
-    # --init-from fine-tunes a saved model: no VAE or position stage, the VAE and its scaling factor kept
+    # --init-from fine-tunes a saved model: no VAE stage (the VAE and its scaling factor kept); a position
+    # teacher is trained for it. --distill 0 trains on the epsilon objective alone.
     tuned = models / "checkpoints" / "toy-shapes-tuned"
-    assert train_tiny.main(TOY + ["--run", str(tmp_path / "run2"), "--out", str(tuned), "--init-from", str(out)]) == 0
+    assert train_tiny.main(TOY + ["--run", str(tmp_path / "run2"), "--out", str(tuned), "--init-from", str(out),
+                                   "--distill", "0"]) == 0
     log2 = [json.loads(line) for line in (tmp_path / "run2" / "log.jsonl").read_text().splitlines()]
-    assert {r.get("stage") for r in log2 if "loss" in r} == {"unet"}
+    assert {r.get("stage") for r in log2 if "loss" in r} == {"position", "unet"}
+    assert not any("distill_loss" in r for r in log2)
     vae_files = [sorted((m / "vae").glob("*.safetensors"))[0].read_bytes() for m in (out, tuned)]
     assert vae_files[0] == vae_files[1]
     assert json.loads((tuned / "vae" / "config.json").read_text())["scaling_factor"] == \

@@ -46,13 +46,16 @@ def parse_args(argv=None):
     ap.add_argument("--unet-batch", type=int, default=32)
     ap.add_argument("--unet-lr", type=float, default=1e-3)
     ap.add_argument("--position-steps", type=int, default=1000,
-                    help="steps of position pretraining of a fresh UNet before the epsilon stage (SD1.5 type; 0 skips it)")
+                    help="steps of the position teacher (SD1.5 type; 0: no teacher, no --distill)")
+    ap.add_argument("--distill", type=float, default=0.5,
+                    help="share of each epsilon batch given pure noise and taught the position teacher's clean latent")
+    ap.add_argument("--distill-t-min", type=int, default=900, help="those samples' timesteps: this to 999")
     ap.add_argument("--min-snr", type=float, default=5.0, help="min-SNR-gamma loss weighting")
-    ap.add_argument("--snr-floor", type=float, default=1.0,
+    ap.add_argument("--snr-floor", type=float, default=0.0,
                     help="floor of the x0-space loss weight (lifts the high-noise steps that decide layout)")
     ap.add_argument("--high-noise", type=float, default=0.0,
                     help="fraction of timesteps drawn from the noisiest 40%% (t >= 600) instead of uniformly")
-    ap.add_argument("--coarse-noise", type=float, default=0.5,
+    ap.add_argument("--coarse-noise", type=float, default=0.0,
                     help="add coarse (2x2 to whole-latent) noise of this amplitude to the training noise")
     ap.add_argument("--ema", type=float, default=0.999, help="EMA decay (warmed up) of UNet + text encoder")
     ap.add_argument("--ckpt-every", type=int, default=500)
@@ -181,12 +184,15 @@ def cache_latents(args, c, run: Path):
 
 
 def pretrain_position(args, c, run: Path, state: dict | None, rng, gen, deadline) -> bool:
-    """Position pretraining: the UNet (with the text encoder) learns to output the clean latent from
-    pure noise and the caption alone. With SD's schedule the noisy latent still shows the layout at
-    every training timestep, so the epsilon objective never makes the model read position words;
-    here nothing but the words tells where the shape is. A fresh UNet of this size learns it after
-    a plateau of about 500 steps (docs/tiny-model.md); the epsilon stage then starts from it."""
-    device, unet, te = args.device, c["unet"], c["text_encoder"]
+    """The position teacher: a fresh UNet, with a copy of the text encoder, learns to output the clean
+    latent from pure noise and the caption alone. With SD's schedule the noisy latent still shows
+    the layout at every training timestep, so the epsilon objective alone never makes the model
+    read position words; here nothing but the words tells where the shape is. A fresh UNet of this
+    size learns it after a plateau of about 500 steps (docs/tiny-model.md). The epsilon stage then
+    learns it from this teacher (--distill)."""
+    device, unet, te = args.device, c["position_unet"], c["position_te"]
+    if state is None:  # the teacher reads captions as the model's own encoder does at this point
+        te.load_state_dict(c["text_encoder"].state_dict())
     cache = cache_latents(args, c, run)
     mean, scenes, sf = cache["mean"], cache["scenes"], cache["scaling_factor"]
     unet.to(device).train().requires_grad_(True), te.to(device).train().requires_grad_(True)
@@ -235,16 +241,22 @@ def tokenize(tok, captions, device):
 class Stage:
     """One denoiser to train: its UNet, what trains with it, how captions condition it."""
 
-    def __init__(self, name, unet, modules, encode, steps, t_min=0, t_max=1000, evaluate=None):
+    def __init__(self, name, unet, modules, encode, steps, t_min=0, t_max=1000, evaluate=None, teacher=None):
         self.name, self.unet, self.modules, self.encode = name, unet, modules, encode
         self.steps, self.t_min, self.t_max, self.evaluate = steps, t_min, t_max, evaluate
+        self.teacher = teacher  # (captions, pure noise) -> clean latent, for --distill
 
 
 def sd_stage(args, c) -> Stage:
     def encode(captions, device):
         return c["text_encoder"](tokenize(c["tokenizer"], captions, device))[0], None
+
+    def teacher(captions, noise):
+        t = torch.full((len(noise),), 999, device=noise.device)
+        return c["position_unet"](noise, t, c["position_te"](tokenize(c["tokenizer"], captions, noise.device))[0]).sample
     return Stage("unet", c["unet"], [c["unet"], c["text_encoder"]], encode, args.unet_steps,
-                 evaluate=lambda: evaluate_pipe(build_pipeline(c)))
+                 evaluate=lambda: evaluate_pipe(build_pipeline(c)),
+                 teacher=teacher if args.distill > 0 and args.position_steps > 0 else None)
 
 
 def xl_stage(args, c, refiner: bool = False) -> Stage:
@@ -307,6 +319,7 @@ def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline, stage
     sched = cosine(opt, 200, stage.steps)
     ema = EMAModel(params, decay=args.ema, use_ema_warmup=True, power=3 / 4)
     noise_sched = tm.train_scheduler()
+    alphas = noise_sched.alphas_cumprod.to(device)
     step = 0
     if state and state["stage"] == stage.name:
         opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"]), ema.load_state_dict(state["ema"])
@@ -323,22 +336,39 @@ def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline, stage
         t = torch.randint(stage.t_min, stage.t_max, (b,), generator=gen)
         high = torch.rand(b, generator=gen) < args.high_noise
         t_high = torch.randint(int(0.6 * stage.t_max), stage.t_max, (b,), generator=gen)
-        t = torch.where(high, t_high, t).to(device)
-        hidden, added = stage.encode([shapes.random_caption(scenes[i], rng) for i in idx.tolist()], device)
-        pred = unet(noise_sched.add_noise(latents, noise, t), t, hidden, added_cond_kwargs=added).sample
+        t = torch.where(high, t_high, t)
+        # --distill: these samples get pure noise, with no trace of the picture, as the sampler's
+        # first step does (SD's schedule always leaves some in training), so only the words can say
+        # where the shape goes; their target is the position teacher's clean latent.
+        pure = torch.rand(b, generator=gen) < (args.distill if stage.teacher else 0.0)
+        t = torch.where(pure, torch.randint(args.distill_t_min, 1000, (b,), generator=gen), t).to(device)
+        white = torch.randn(latents.shape, generator=gen).to(device)
+        pure = pure.to(device)
+        captions = [shapes.random_caption(scenes[i], rng) for i in idx.tolist()]
+        hidden, added = stage.encode(captions, device)
+        x_t = torch.where(pure.view(-1, 1, 1, 1), white, noise_sched.add_noise(latents, noise, t))
+        pred = unet(x_t, t, hidden, added_cond_kwargs=added).sample.float()
         # The epsilon loss weighs an error in the clean picture by SNR. min-SNR-gamma caps that weight
-        # for the easy low-noise steps; --snr-floor raises it for the noisiest steps, where the
-        # prompt alone decides where the shape goes.
+        # for the easy low-noise steps; --snr-floor raises it for the noisiest steps.
         snr = compute_snr(noise_sched, t)
         w = torch.clamp(snr, min=args.snr_floor, max=args.min_snr) / snr
-        loss = (F.mse_loss(pred.float(), noise, reduction="none").mean((1, 2, 3)) * w).mean()
+        per_sample = F.mse_loss(pred, noise, reduction="none").mean((1, 2, 3)) * w
+        if pure.any():  # error of the clean latent that the prediction implies, against the teacher's
+            with torch.no_grad():
+                target = stage.teacher([cap for cap, p in zip(captions, pure.tolist()) if p], white[pure]).float()
+            a = alphas[t[pure]].view(-1, 1, 1, 1)
+            x0 = (white[pure] - (1 - a).sqrt() * pred[pure]) / a.sqrt()
+            per_sample = per_sample.masked_scatter(pure, F.mse_loss(x0, target, reduction="none").mean((1, 2, 3)))
+        loss = per_sample.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step(), sched.step(), ema.step(params)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % 10 == 0:
-            log(run, stage=stage.name, step=step, loss=round(loss.item(), 5), lr=sched.get_last_lr()[0], t=time.time())
+            extra = {"distill_loss": round(per_sample[pure].mean().item(), 5)} if pure.any() else {}
+            log(run, stage=stage.name, step=step, loss=round(loss.item(), 5), lr=sched.get_last_lr()[0], t=time.time(),
+                **extra)
         done = step + 1
         last = done == stage.steps
         if done % args.eval_every == 0 or last:
@@ -401,6 +431,9 @@ def build_components(args) -> dict:
         width1, width2 = c["text_encoder"].config.hidden_size, te2.config.hidden_size
         c["unet_xl"] = tm.build_xl_unet(width1 + width2, 6, unet_channels, size, te2.config.projection_dim)
         c["unet_refiner"] = tm.build_xl_unet(width2, 5, unet_channels, size, te2.config.projection_dim)
+    elif args.position_steps:  # the position teacher (pretrain_position)
+        c["position_unet"] = tm.build_unet(channels=unet_channels, sample_size=size)
+        c["position_te"] = tm.build_text_encoder(tok)
     return c
 
 
@@ -493,12 +526,13 @@ def main(argv=None):
     if args.stop_after_vae:
         return 0
     c["vae"].requires_grad_(False).eval()
-    # A model taken over with --init-from keeps its UNet: position pretraining is for fresh UNets.
-    fresh = not args.init_from and (state is None or state["stage"] == "position")
-    if not args.xl and args.position_steps and fresh:
+    if not args.xl and args.position_steps and (state is None or state["stage"] == "position"):
         if not pretrain_position(args, c, run, state, rng, gen, deadline):
             print(stopped)
             return 1
+        if not args.init_from:  # a fresh model starts from the teacher; one taken over keeps its own
+            c["unet"].load_state_dict(c["position_unet"].state_dict())
+            c["text_encoder"].load_state_dict(c["position_te"].state_dict())
         state = None
     stages = [xl_stage(args, c), xl_stage(args, c, refiner=True)] if args.xl else [sd_stage(args, c)]
     # Stages before the checkpoint's finished in an earlier part: their EMA weights are in it.
