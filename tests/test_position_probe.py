@@ -17,10 +17,10 @@ def test_position_effect_of_the_shipped_model_is_what_the_docs_state(pipe):
     left, _, green = probe.PAIR
     assert probe.position_effect(pipe, captions=(left, left, green)) == 0  # same words: nothing moves
     assert probe.position_effect(pipe, captions=(left, green, green)) == pytest.approx(1)
-    # The shipped (interim) model ignores position words: "left" -> "right" moves its prediction
-    # about 0.01 as far as "red" -> "green" (docs/tiny-model.md, model card). A model that follows
-    # them measures about 1; this test then changes with the model card.
-    assert probe.position_effect(pipe, t=999) < 0.05
+    # The shipped model follows position words: "left" -> "right" moves its prediction of the clean
+    # latent from pure noise about as far as "red" -> "green" (docs/tiny-model.md: 1.2). The model
+    # before it, which ignored them, measured 0.01.
+    assert probe.position_effect(pipe, t=999) > 0.5
 
 
 def test_direct_control_experiment_trains_a_fresh_unet_and_reports_its_effect(pipe):

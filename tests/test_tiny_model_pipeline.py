@@ -1,9 +1,10 @@
 """The shipped tiny-shapes model proves the pipeline through the graph (issue 4): a random model
 cannot tell whether the prompt, the samplers, img2img or a base->refiner hand-off really work.
 
-Judged on pixels alone by training.judge. Position is left out of the judged attributes: the
-shipped model does not yet follow position words (see its model card)."""
+Judged on pixels alone by training.judge."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from latentgraph.training import judge, shapes
 from helpers import read_png, to_img2img, txt2img
 
 MODEL = "tiny-shapes"
-JUDGED = ("background", "colour", "shape", "size")  # what the model follows (not position)
+JUDGED = ("background", "colour", "shape", "position", "size")  # those the prompt names
 # Step counts as users set them: first-order and multistep solvers at 20, LCM at its few steps.
 USUAL_STEPS = {"lcm": 6}
 
@@ -38,12 +39,17 @@ def test_red_versus_blue_changes_the_judged_colour_and_nothing_else(executor):
         assert judge.read(red)["background"] == judge.read(blue)["background"] == "white", seed
 
 
+def test_position_words_put_the_shape_there(executor):
+    for seed in (1, 2, 3):
+        for position in ("left", "right", "top", "bottom"):
+            prompt = f"a large red square on a white background, at the {position}"
+            image = run(executor, txt2img(MODEL, prompt, seed=seed, steps=20))[0]
+            assert judge.read(image)["position"] == position, (seed, judge.read(image))
+
+
 OFFERED = [s for s in SAMPLER_NAMES if check_pair(s, "normal") is None]
-# Samplers that add fresh noise at each step. With them the interim model's yellow drifts to
-# orange in about 60% of seeds (measured on 6 seeds; see the model card): colour is judged on
-# the deterministic solvers only, until the model meets issue 4's bar.
-STOCHASTIC = {"euler_ancestral", "dpm_2_ancestral", "dpmpp_sde", "dpmpp_2m_sde", "ddpm", "lcm"}
-PROMPTS = ["a large yellow circle on a purple background", "a large white square on a black background"]
+PROMPTS = ["a large yellow circle on a purple background, at the left",
+           "a large white square on a black background, at the top"]
 
 
 @pytest.mark.parametrize("sampler_name", OFFERED)
@@ -52,8 +58,7 @@ def test_every_offered_sampler_draws_what_the_prompt_says(executor, sampler_name
     cfg = 1.5 if sampler_name == "lcm" else 6.0
     for prompt in PROMPTS:
         image = run(executor, txt2img(MODEL, prompt, seed=4, steps=steps, cfg=cfg, sampler_name=sampler_name))[0]
-        judged = tuple(k for k in JUDGED if not (k == "colour" and sampler_name in STOCHASTIC))
-        assert not wrong(image, prompt, judged), (sampler_name, prompt, judge.read(image))
+        assert not wrong(image, prompt), (sampler_name, prompt, judge.read(image))
 
 
 def iou(a, b) -> float:
@@ -63,27 +68,30 @@ def iou(a, b) -> float:
     return inter / ((ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter)
 
 
+def centre_offset(a, b) -> float:
+    return max(abs((a[0] + a[2]) - (b[0] + b[2])), abs((a[1] + a[3]) - (b[1] + b[3]))) / 2
+
+
 def test_img2img_at_low_strength_keeps_the_input_layout(executor, settings):
-    # Off-centre shapes: a model that ignores position words must still keep them where they are.
     for i, scene in enumerate([shapes.Scene("triangle", "green", "orange", "large", "left"),
                                shapes.Scene("circle", "blue", "yellow", "small", "top", 2, -2)]):
-        shapes.render(scene).save(settings.input / f"in{i}.png")
         prompt = shapes.caption(scene)
-        out = run(executor, to_img2img(txt2img(MODEL, prompt, seed=5, steps=20), f"in{i}.png", 0.3))[0]
-        seen, expected = judge.read(out), judge.read(np.asarray(shapes.render(scene)))
-        assert not wrong(out, prompt, judge.ATTRIBUTES), (scene, seen)
-        assert iou(seen["bbox"], expected["bbox"]) > 0.8, (seen["bbox"], expected["bbox"])
-        # and the input really mattered: from an empty latent the same seed puts the shape elsewhere
-        # or changes it (a test that could not fail otherwise)
-        free = run(executor, txt2img(MODEL, prompt, seed=5, steps=20))[0]
-        assert np.abs(free.astype(int) - out.astype(int)).mean() > 5
+        # the input drawn where the prompt says, and the same shape moved elsewhere: at strength
+        # 0.3 the layout comes from the input, even against the prompt's position word
+        moved = dataclasses.replace(scene, position="right" if scene.position != "right" else "left")
+        for j, drawn in enumerate((scene, moved)):
+            shapes.render(drawn).save(settings.input / f"in{i}{j}.png")
+            out = run(executor, to_img2img(txt2img(MODEL, prompt, seed=5, steps=20), f"in{i}{j}.png", 0.3))[0]
+            seen, expected = judge.read(out), judge.read(np.asarray(shapes.render(drawn)))
+            assert not wrong(out, shapes.caption(drawn), judge.ATTRIBUTES), (drawn, seen)
+            assert centre_offset(seen["bbox"], expected["bbox"]) <= 2, (drawn, seen["bbox"], expected["bbox"])
 
 
 def test_refiner_hand_off_keeps_the_base_content(executor):
     """Base runs steps [0, 16) of 20 and hands on its noisy latent; a second sampler (a refiner
     checkpoint loader of its own) runs [16, 20) without adding noise. The hand-off keeps what the
     base drew, and differs from the base's own decode of its noisy latent."""
-    prompt = "a large purple triangle on a green background"  # a withheld pair
+    prompt = "a large yellow triangle on a blue background, at the right"
     wf = txt2img(MODEL, prompt, seed=6, steps=20)
     n = wf["nodes"]
     n["base"] = {"type": "KSamplerAdvanced", "inputs": {

@@ -2,8 +2,8 @@
 (judged on pixels alone, through diffusers' StableDiffusionPipeline, Euler 20 steps, cfg 6, on 64
 prompts incl. 16 of the withheld pairs).
 
-These are the interim model's figures, not issue 4's bar (>= 90% on every attribute): it does not
-follow position words yet, so position is not asserted here. docs/tiny-model.md says why."""
+Floors a little under the model card's figures, so that a retrained model that loses ground fails
+here; they are not issue 4's bar (>= 90% on every attribute), which the shape type misses."""
 import json
 from pathlib import Path
 
@@ -15,8 +15,9 @@ from latentgraph.training.evaluate import evaluate
 from latentgraph.training.train_tiny import DEFAULT_OUT
 
 MODEL = Path(DEFAULT_OUT)
-# floors under the model card's figures (100%, 98%, 84%, 100%; withheld 100%, 100%, 81%, 100%)
-FLOORS = {"background": 0.95, "colour": 0.95, "shape": 0.8, "size": 0.95}
+# the model card's figures: all 100/98/81/98/98%, withheld pairs 100/100/81/100/100%
+FLOORS = {"background": 0.95, "colour": 0.95, "shape": 0.75, "position": 0.95, "size": 0.95}
+WITHHELD_FLOORS = {"background": 0.9, "colour": 0.9, "shape": 0.7, "position": 0.9, "size": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -46,4 +47,5 @@ def test_judge_figures_hold_what_the_model_card_states(pipe):
     assert s["n"] >= 48 and s["withheld_n"] >= 8
     for k, floor in FLOORS.items():
         assert s[k] >= floor, (k, s)
-        assert s["withheld_" + k] >= floor - 0.05, (k, s)  # 16 prompts: one miss is 6%
+    for k, floor in WITHHELD_FLOORS.items():  # 16 prompts: one miss is 6%
+        assert s["withheld_" + k] >= floor, (k, s)

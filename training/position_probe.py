@@ -1,4 +1,4 @@
-"""Measurements behind docs/tiny-model.md's account of why tiny-shapes ignores position words.
+"""Measurements behind docs/tiny-model.md's account of why tiny-shapes once ignored position words.
 
     python -m latentgraph.training.position_probe effect [--model DIR]
     python -m latentgraph.training.position_probe direct [--steps 1000] [--fixed-colours] [--position-only]
