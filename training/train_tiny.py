@@ -229,8 +229,13 @@ def pretrain_position(args, c, run: Path, state: dict | None, rng, gen, deadline
 def position_loss(unet, te, tok, target, captions, gen, device):
     """Position pretraining's objective: the clean latent `target` from pure noise and the captions."""
     noise = torch.randn(target.shape, generator=gen).to(device)
-    t = torch.full((len(target),), 999, device=device)
-    return F.mse_loss(unet(noise, t, te(tokenize(tok, captions, device))[0]).sample.float(), target)
+    return F.mse_loss(predict_clean(unet, te, tok, noise, captions).float(), target)
+
+
+def predict_clean(unet, te, tok, noise, captions):
+    """The position teacher's output: the clean latent from pure noise and the captions (at t = 999)."""
+    t = torch.full((len(noise),), 999, device=noise.device)
+    return unet(noise, t, te(tokenize(tok, captions, noise.device))[0]).sample
 
 
 def tokenize(tok, captions, device):
@@ -252,8 +257,7 @@ def sd_stage(args, c) -> Stage:
         return c["text_encoder"](tokenize(c["tokenizer"], captions, device))[0], None
 
     def teacher(captions, noise):
-        t = torch.full((len(noise),), 999, device=noise.device)
-        return c["position_unet"](noise, t, c["position_te"](tokenize(c["tokenizer"], captions, noise.device))[0]).sample
+        return predict_clean(c["position_unet"], c["position_te"], c["tokenizer"], noise, captions)
     return Stage("unet", c["unet"], [c["unet"], c["text_encoder"]], encode, args.unet_steps,
                  evaluate=lambda: evaluate_pipe(build_pipeline(c)),
                  teacher=teacher if args.distill > 0 and args.position_steps > 0 else None)
