@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from safetensors.torch import load_file
+
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
 from latentgraph.training import train_tiny
@@ -27,6 +30,9 @@ def test_sd15_type_trains_in_two_parts_and_runs_in_the_graph(tmp_path):
     out = models / "checkpoints" / "toy-shapes"
     assert train_tiny.main(TOY + ["--run", str(run), "--out", str(out), "--stop-after-vae"]) == 0
     assert not out.exists()
+    with pytest.raises(SystemExit, match="no finished position teacher"):  # its checkpoint: the VAE stage
+        train_tiny.main(TOY + ["--run", str(tmp_path / "early"), "--out", str(tmp_path / "early-out"),
+                               "--teacher-from", str(run)])
     assert train_tiny.main(TOY + ["--run", str(run), "--out", str(out), "--resume"]) == 0
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert {r.get("stage") for r in log if "loss" in r} == {"vae", "position", "unet"}
@@ -65,3 +71,25 @@ def test_xl_pair_exports_a_base_and_refiner_our_loader_recognises(tmp_path):
     assert read_png(result.images[0]["path"]).shape == (64, 64, 3)
     # the base encodes with both text encoders, the refiner with the second only
     assert sorted(len(clip.encoders) for _, clip, _ in executor.loaded_models()) == [1, 2]
+
+
+def test_init_from_with_a_teacher_taken_over_and_the_decoder_sharpened(tmp_path):
+    run, models = tmp_path / "run", tmp_path / "models"
+    out = models / "checkpoints" / "toy-shapes"
+    assert train_tiny.main(TOY + ["--run", str(run), "--out", str(out)]) == 0
+    # --teacher-from: no position stage (the teacher comes from the first run's checkpoint), yet the
+    # epsilon stage distils from it; --decoder-steps: the decoder alone learns, so the latents stay.
+    tuned = models / "checkpoints" / "toy-shapes-tuned"
+    assert train_tiny.main(TOY + ["--run", str(tmp_path / "run2"), "--out", str(tuned), "--init-from", str(out),
+                                   "--teacher-from", str(run), "--decoder-steps", "2"]) == 0
+    log = [json.loads(line) for line in (tmp_path / "run2" / "log.jsonl").read_text().splitlines()]
+    assert {r.get("stage") for r in log if "loss" in r} == {"decoder", "unet"}
+    assert any("distill_loss" in r for r in log if r.get("stage") == "unet")
+    before, after = (load_file(sorted((m / "vae").glob("*.safetensors"))[0]) for m in (out, tuned))
+    assert all(before[k].equal(after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
+    assert not all(before[k].equal(after[k]) for k in before if k.startswith("decoder."))
+    assert json.loads((tuned / "vae" / "config.json").read_text())["scaling_factor"] == \
+        json.loads((out / "vae" / "config.json").read_text())["scaling_factor"]
+    executor = Executor(settings_for(tmp_path, models))
+    result = executor.run(txt2img("toy-shapes-tuned", "a large red circle on a blue background", steps=4))
+    assert read_png(result.images[0]["path"]).shape == (64, 64, 3)
