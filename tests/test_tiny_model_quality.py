@@ -37,6 +37,9 @@ def test_sd15_layout_types_and_float32(pipe):
     cfg = pipe.scheduler.config
     assert (cfg.beta_start, cfg.beta_end, cfg.beta_schedule, cfg.num_train_timesteps, cfg.prediction_type) == (
         0.00085, 0.012, "scaled_linear", 1000, "epsilon")
+    # as SD1.5's config: a DDIM scheduler made from it must not clip the latents to [-1, 1]
+    from diffusers import DDIMScheduler
+    assert DDIMScheduler.from_config(cfg).config.clip_sample is False
     assert not list(MODEL.rglob("*.bin")) and list(MODEL.rglob("*.safetensors"))
     assert (MODEL / "MODEL_CARD.md").exists()
 

@@ -102,8 +102,12 @@ def train_scheduler():
 
 
 def shipped_scheduler() -> PNDMScheduler:
-    """The scheduler saved with the model: SD1.5's own (PNDM, leading spacing, offset 1)."""
-    return PNDMScheduler(**{k: v for k, v in SCHEDULER_CONFIG.items() if k != "clip_sample"})
+    """The scheduler saved with the model: SD1.5's own (PNDM, leading spacing, offset 1). PNDM takes
+    no clip_sample, but SD1.5's config carries clip_sample=False so that a DDIM or DDPM scheduler
+    made from it does not clip the latents to [-1, 1]; so does this one's."""
+    sched = PNDMScheduler(**{k: v for k, v in SCHEDULER_CONFIG.items() if k != "clip_sample"})
+    sched.register_to_config(clip_sample=False)
+    return sched
 
 
 def euler(scheduler_config) -> EulerDiscreteScheduler:
@@ -135,6 +139,8 @@ def build_xl_unet(cross_dim: int, n_time_ids: int, channels=(32, 64, 128), sampl
 
 def xl_scheduler() -> EulerDiscreteScheduler:
     """SDXL's own scheduler config: Euler, SD's betas, leading spacing, offset 1."""
-    return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                  num_train_timesteps=1000, prediction_type="epsilon", steps_offset=1,
-                                  timestep_spacing="leading", interpolation_type="linear")
+    sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                   num_train_timesteps=1000, prediction_type="epsilon", steps_offset=1,
+                                   timestep_spacing="leading", interpolation_type="linear")
+    sched.register_to_config(clip_sample=False)  # as SDXL's config, for schedulers made from it
+    return sched
