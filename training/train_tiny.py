@@ -181,7 +181,7 @@ def train_vae(args, c, run: Path, state: dict | None, rng, gen, deadline, decode
                                                "rng": rng_state(rng, gen), "args": vars(args)})
             if time.time() > deadline and done < steps:
                 return False
-    vae.eval().requires_grad_(False)
+    vae.eval()  # main() freezes it for the stages after
     return True
 
 
