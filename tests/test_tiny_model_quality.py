@@ -17,7 +17,7 @@ from latentgraph.training.train_tiny import DEFAULT_OUT
 MODEL = Path(DEFAULT_OUT)
 # the model card's figures: all 100/98/83/98/98%, withheld pairs 100/100/81/100/100%
 FLOORS = {"background": 0.95, "colour": 0.95, "shape": 0.75, "position": 0.95, "size": 0.95}
-WITHHELD_FLOORS = {"background": 0.9, "colour": 0.9, "shape": 0.7, "position": 0.9, "size": 0.9}
+WITHHELD_FLOORS = {"background": 0.9, "colour": 0.9, "shape": 0.65, "position": 0.9, "size": 0.9}
 
 
 @pytest.fixture(scope="module")

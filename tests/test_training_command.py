@@ -1,11 +1,12 @@
 """The training command (issue 4) end to end at toy size: it runs in parts (stop, then --resume),
 logs losses and judge figures, and exports models that our own loader and nodes run: the SD1.5
-type, and the SDXL base + refiner pair of --xl."""
+type, and the SDXL base + refiner pair of --xl; fine-tuning stages on a saved model (decoder, fade)."""
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from latentgraph.graph.executor import Executor
@@ -93,3 +94,41 @@ def test_init_from_with_a_teacher_taken_over_and_the_decoder_sharpened(tmp_path)
     executor = Executor(settings_for(tmp_path, models))
     result = executor.run(txt2img("toy-shapes-tuned", "a large red circle on a blue background", steps=4))
     assert read_png(result.images[0]["path"]).shape == (64, 64, 3)
+
+    # --fade-steps: the UNet alone learns (text encoder and VAE kept), from a frozen copy of itself; a
+    # resumed part takes that copy from the checkpoint, not from the half-trained UNet.
+    faded = models / "checkpoints" / "toy-shapes-faded"
+    fade = TOY + ["--run", str(tmp_path / "run3"), "--out", str(faded), "--init-from", str(tuned),
+                  "--position-steps", "0", "--unet-steps", "0", "--fade-steps", "3"]
+    assert train_tiny.main(fade + ["--max-minutes", "1e-6"]) == 1  # stopped after its first step
+    part = torch.load(tmp_path / "run3" / "checkpoint.pt", weights_only=False)
+    assert (part["stage"], part["step"]) == ("fade", 1)
+    unet_before = load_file(tuned / "unet" / "diffusion_pytorch_model.safetensors")
+    assert all(part["models"]["fade_teacher"][k].equal(v.float()) for k, v in unet_before.items())
+    assert train_tiny.main(fade + ["--resume"]) == 0
+    log = [json.loads(line) for line in (tmp_path / "run3" / "log.jsonl").read_text().splitlines()]
+    assert {r.get("stage") for r in log if "loss" in r} == {"fade"}
+    for part_name in ("vae", "text_encoder"):
+        files = [sorted((m / part_name).glob("*.safetensors"))[0].read_bytes() for m in (tuned, faded)]
+        assert files[0] == files[1], part_name
+    result = executor.run(txt2img("toy-shapes-faded", "a large red circle on a blue background", steps=4))
+    assert read_png(result.images[0]["path"]).shape == (64, 64, 3)
+
+
+def test_fade_target_lets_the_prompt_fade_out_on_the_last_steps():
+    args = train_tiny.parse_args(TOY + ["--position-steps", "0", "--fade-steps", "1", "--fade-below", "300"])
+    c = train_tiny.build_components(args)
+    stage, teacher = train_tiny.fade_stage(args, c), c["fade_teacher"]
+    captions = ["a large red circle on a blue background"] * 4
+    x, t = torch.randn(4, 4, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 150, 300, 999])
+    with torch.no_grad():
+        hidden, _ = stage.encode(captions, "cpu")
+        empty, _ = stage.encode([""] * 4, "cpu")
+        target = stage.target(x, t, captions, hidden)
+        cond, uncond = teacher(x, t, hidden).sample, teacher(x, t, empty).sample
+    assert not torch.allclose(cond, uncond, atol=1e-4)  # the prompt matters to the teacher
+    assert torch.allclose(target[0], uncond[0], atol=1e-6)  # timestep 0: the prompt has no say
+    assert torch.allclose(target[1], (uncond + 0.5 * (cond - uncond))[1], atol=1e-6)  # half way down the ramp
+    assert torch.allclose(target[2:], cond[2:], atol=1e-6)  # from --fade-below up: the teacher as it was
+    with pytest.raises(SystemExit, match="not --xl"):
+        train_tiny.main(["--xl", "--fade-steps", "1"])

@@ -74,6 +74,12 @@ def parse_args(argv=None):
     ap.add_argument("--xl-out", default=DEFAULT_OUT + "-xl", help="where --xl saves the base (refiner: +'-refiner')")
     ap.add_argument("--refiner-steps", type=int, default=600)
     ap.add_argument("--refiner-t-max", type=int, default=400, help="the refiner learns timesteps below this")
+    ap.add_argument("--fade-steps", type=int, default=0,
+                    help="last, teach the UNet to let the prompt fade out below --fade-below, distilled from its "
+                         "own frozen copy (classifier-free guidance then stops acting on the last steps)")
+    ap.add_argument("--fade-below", type=int, default=180,
+                    help="the prompt's weight falls linearly from 1 at this timestep to 0 at timestep 0")
+    ap.add_argument("--fade-lr", type=float, default=3e-4)
     return ap.parse_args(argv)
 
 
@@ -274,10 +280,14 @@ def tokenize(tok, captions, device):
 class Stage:
     """One denoiser to train: its UNet, what trains with it, how captions condition it."""
 
-    def __init__(self, name, unet, modules, encode, steps, t_min=0, t_max=1000, evaluate=None, teacher=None):
+    def __init__(self, name, unet, modules, encode, steps, t_min=0, t_max=1000, evaluate=None, teacher=None,
+                 target=None, lr=None, focus=None):
         self.name, self.unet, self.modules, self.encode = name, unet, modules, encode
         self.steps, self.t_min, self.t_max, self.evaluate = steps, t_min, t_max, evaluate
         self.teacher = teacher  # (captions, pure noise) -> clean latent, for --distill
+        self.target = target  # (noisy latents, t, captions, hidden) -> the epsilon to learn instead of the noise
+        self.lr = lr
+        self.focus = focus  # half of each batch at timesteps below this
 
 
 def sd_stage(args, c) -> Stage:
@@ -289,6 +299,25 @@ def sd_stage(args, c) -> Stage:
     return Stage("unet", c["unet"], [c["unet"], c["text_encoder"]], encode, args.unet_steps,
                  evaluate=lambda: evaluate_pipe(build_pipeline(c)),
                  teacher=teacher if args.distill > 0 and args.position_steps > 0 else None)
+
+
+def fade_stage(args, c) -> Stage:
+    """Guidance limited to an interval (Kynkaanniemi et al. 2024), built into the weights. Classifier-free
+    guidance on the last, least noisy steps only sharpens what the prompt already placed, and at cfg 6 it
+    overshoots: corners of small squares and tips of triangles come out rounded. Here the UNet learns,
+    from a frozen copy of itself, to give with a prompt what it gives without one on those steps
+    (ramped: the prompt's weight falls linearly from 1 at --fade-below to 0), so any sampler's cfg
+    stops acting there; the text encoder and the noisier steps stay as they were."""
+    sd = sd_stage(args, c)
+    teacher = c["fade_teacher"]
+
+    def target(x_t, t, captions, hidden):
+        empty, _ = sd.encode([""] * len(captions), x_t.device)
+        cond, uncond = teacher(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([hidden, empty])).sample.chunk(2)
+        weight = (t.float() / args.fade_below).clamp(0, 1).view(-1, 1, 1, 1)
+        return uncond + weight * (cond - uncond)
+    return Stage("fade", c["unet"], [c["unet"]], sd.encode, args.fade_steps, evaluate=sd.evaluate, target=target,
+                 lr=args.fade_lr, focus=args.fade_below)
 
 
 def xl_stage(args, c, refiner: bool = False) -> Stage:
@@ -347,7 +376,7 @@ def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline, stage
         m.train().requires_grad_(True)
     unet = stage.unet
     params = [p for m in stage.modules for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=args.unet_lr, weight_decay=1e-2)
+    opt = torch.optim.AdamW(params, lr=stage.lr or args.unet_lr, weight_decay=1e-2)
     sched = cosine(opt, 200, stage.steps)
     ema = EMAModel(params, decay=args.ema, use_ema_warmup=True, power=3 / 4)
     noise_sched = tm.train_scheduler()
@@ -369,6 +398,9 @@ def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline, stage
         high = torch.rand(b, generator=gen) < args.high_noise
         t_high = torch.randint(int(0.6 * stage.t_max), stage.t_max, (b,), generator=gen)
         t = torch.where(high, t_high, t)
+        if stage.focus:  # half of each batch where the target differs from the model as it was
+            near = torch.rand(b, generator=gen) < 0.5
+            t = torch.where(near, torch.randint(0, stage.focus, (b,), generator=gen), t)
         # --distill: these samples get pure noise, with no trace of the picture, as the sampler's
         # first step does (SD's schedule always leaves some in training), so only the words can say
         # where the shape goes; their target is the position teacher's clean latent.
@@ -385,6 +417,10 @@ def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline, stage
         snr = compute_snr(noise_sched, t)
         w = torch.clamp(snr, min=args.snr_floor, max=args.min_snr) / snr
         per_sample = F.mse_loss(pred, noise, reduction="none").mean((1, 2, 3)) * w
+        if stage.target:  # a distillation: every timestep counts alike
+            with torch.no_grad():
+                target = stage.target(x_t, t, captions, hidden).float()
+            per_sample = F.mse_loss(pred, target, reduction="none").mean((1, 2, 3))
         if pure.any():  # error of the clean latent that the prediction implies, against the teacher's
             with torch.no_grad():
                 target = stage.teacher([cap for cap, p in zip(captions, pure.tolist()) if p], white[pure]).float()
@@ -466,6 +502,8 @@ def build_components(args) -> dict:
     elif args.position_steps:  # the position teacher (pretrain_position)
         c["position_unet"] = tm.build_unet(channels=unet_channels, sample_size=size)
         c["position_te"] = tm.build_text_encoder(tok)
+    if args.fade_steps and not args.xl:  # the UNet's frozen copy that fade_stage learns from
+        c["fade_teacher"] = tm.build_unet(channels=unet_channels, sample_size=size)
     return c
 
 
@@ -537,6 +575,8 @@ def export_xl(c: dict, out: str, out_refiner: str):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.fade_steps and args.xl:
+        raise SystemExit("--fade-steps is for the SD1.5-type model, not --xl")
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # as on CPU
@@ -587,10 +627,15 @@ def main(argv=None):
             c["text_encoder"].load_state_dict(c["position_te"].state_dict())
         state = None
     stages = [xl_stage(args, c), xl_stage(args, c, refiner=True)] if args.xl else [sd_stage(args, c)]
+    if args.fade_steps:
+        stages.append(fade_stage(args, c))
     # Stages before the checkpoint's finished in an earlier part: their EMA weights are in it.
     first = [s.name for s in stages].index(state["stage"]) if state else 0
     for stage in stages[first:]:
-        if stage.steps and not train_unet(args, c, run, state if stage is stages[first] else None, rng, gen, deadline, stage):
+        resumed = state if stage is stages[first] else None
+        if stage.name == "fade" and resumed is None:  # its teacher: the UNet as the stages before left it
+            c["fade_teacher"].load_state_dict(c["unet"].state_dict())
+        if stage.steps and not train_unet(args, c, run, resumed, rng, gen, deadline, stage):
             print(stopped)
             return 1
     if args.xl:
