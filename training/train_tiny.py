@@ -412,15 +412,15 @@ def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline, stage
         hidden, added = stage.encode(captions, device)
         x_t = torch.where(pure.view(-1, 1, 1, 1), white, noise_sched.add_noise(latents, noise, t))
         pred = unet(x_t, t, hidden, added_cond_kwargs=added).sample.float()
-        # The epsilon loss weighs an error in the clean picture by SNR. min-SNR-gamma caps that weight
-        # for the easy low-noise steps; --snr-floor raises it for the noisiest steps.
-        snr = compute_snr(noise_sched, t)
-        w = torch.clamp(snr, min=args.snr_floor, max=args.min_snr) / snr
-        per_sample = F.mse_loss(pred, noise, reduction="none").mean((1, 2, 3)) * w
         if stage.target:  # a distillation: every timestep counts alike
             with torch.no_grad():
                 target = stage.target(x_t, t, captions, hidden).float()
             per_sample = F.mse_loss(pred, target, reduction="none").mean((1, 2, 3))
+        else:  # The epsilon loss weighs an error in the clean picture by SNR. min-SNR-gamma caps that
+            # weight for the easy low-noise steps; --snr-floor raises it for the noisiest steps.
+            snr = compute_snr(noise_sched, t)
+            w = torch.clamp(snr, min=args.snr_floor, max=args.min_snr) / snr
+            per_sample = F.mse_loss(pred, noise, reduction="none").mean((1, 2, 3)) * w
         if pure.any():  # error of the clean latent that the prediction implies, against the teacher's
             with torch.no_grad():
                 target = stage.teacher([cap for cap, p in zip(captions, pure.tolist()) if p], white[pure]).float()
@@ -577,6 +577,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.fade_steps and args.xl:
         raise SystemExit("--fade-steps is for the SD1.5-type model, not --xl")
+    if args.teacher_from and (args.xl or not args.position_steps or args.distill <= 0):
+        # the teacher is only used by the SD1.5-type epsilon stage's --distill share
+        raise SystemExit("--teacher-from takes effect only with --distill > 0 and --position-steps > 0, without --xl")
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # as on CPU
