@@ -132,6 +132,7 @@ def test_fade_target_lets_the_prompt_fade_out_on_the_last_steps():
     assert torch.allclose(target[2:], cond[2:], atol=1e-6)  # from --fade-below up: the teacher as it was
     with pytest.raises(SystemExit, match="not --xl"):
         train_tiny.main(["--xl", "--fade-steps", "1"])
-    for useless in (["--position-steps", "0"], ["--distill", "0"], ["--xl"]):  # a teacher that nothing would use
+    # a teacher that nothing would use (from scratch, --distill 0 still starts the UNet from it)
+    for useless in (["--position-steps", "0"], ["--distill", "0", "--init-from", "runs/any-model"], ["--xl"]):
         with pytest.raises(SystemExit, match="--teacher-from takes effect only"):
             train_tiny.main(["--teacher-from", "runs/any"] + useless)

@@ -577,9 +577,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.fade_steps and args.xl:
         raise SystemExit("--fade-steps is for the SD1.5-type model, not --xl")
-    if args.teacher_from and (args.xl or not args.position_steps or args.distill <= 0):
-        # the teacher is only used by the SD1.5-type epsilon stage's --distill share
-        raise SystemExit("--teacher-from takes effect only with --distill > 0 and --position-steps > 0, without --xl")
+    if args.teacher_from and (args.xl or not args.position_steps or (args.distill <= 0 and args.init_from)):
+        # the SD1.5-type teacher serves the --distill share and, from scratch, the UNet's starting point
+        raise SystemExit("--teacher-from takes effect only with --position-steps > 0, without --xl, and "
+                         "(with --init-from) --distill > 0")
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # as on CPU
