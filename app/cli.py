@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8188)
     serve.add_argument("--token", help="token every request must carry when binding a non-loopback address "
                                        "(generated and printed if not given)")
+    serve.add_argument("--max-upload", metavar="SIZE", default="32MiB",
+                       help="largest image or workflow file the editor may upload, e.g. 64MB (default 32MiB)")
     _folder_options(serve, output_flag="--output")
     _engine_options(serve)
 
@@ -334,10 +336,18 @@ def markdown_reference(specs) -> str:
 
 
 def cmd_serve(args) -> int:
-    from latentgraph.server.app import serve
+    from latentgraph.server.app import MAX_UPLOAD_BYTES, serve
 
     _quiet_libraries()
-    serve(host=args.host, port=args.port, settings=_settings(args), token=args.token)
+    from latentgraph.graph.settings import parse_bytes
+
+    try:
+        max_upload = parse_bytes(args.max_upload)
+    except ValueError as error:
+        print(f"latentgraph serve: --max-upload: {error}", file=sys.stderr)
+        return 2
+    serve(host=args.host, port=args.port, settings=_settings(args), token=args.token,
+          max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES)
     return 0
 
 

@@ -109,7 +109,7 @@ def editor_url(host: str, port: int, token: str | None) -> str:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8188, settings: Settings | None = None,
-          token: str | None = None) -> None:
+          token: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
     """Run the server until interrupted (Ctrl+C). A non-loopback `host` without a token gets a
     generated one; the URL printed carries it."""
     settings = settings or Settings()
@@ -117,6 +117,6 @@ def serve(host: str = "127.0.0.1", port: int = 8188, settings: Settings | None =
         token = security.new_token()
         print("latentgraph: serving on a non-loopback address: every request needs this token:\n"
               f"  {token}", flush=True)
-    app = create_app(settings, token, host=host)
+    app = create_app(settings, token, host=host, max_upload_bytes=max_upload_bytes)
     url = editor_url(host, port, token)
     web.run_app(app, host=host, port=port, print=lambda _: print(f"latentgraph: editor at {url}", flush=True))

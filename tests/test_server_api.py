@@ -184,6 +184,24 @@ async def test_oversize_upload_is_refused(aiohttp_client, settings):
     assert list(settings.input.iterdir()) == []
 
 
+async def test_serve_command_takes_the_upload_cap_from_max_upload(monkeypatch, aiohttp_client, settings, capsys):
+    from latentgraph import cli
+    from latentgraph.server import app as server_app
+    started = {}
+    monkeypatch.setattr(server_app.web, "run_app", lambda app, host, port, print: started.update(app=app))
+    folders = ["--models", str(settings.models), "--input", str(settings.input), "--output", str(settings.output),
+               "--temp", str(settings.temp), "--device", "cpu"]
+    assert cli.main(["serve", "--max-upload", "4KB", *folders]) == 0
+    client = await aiohttp_client(started["app"])
+    noise = io.BytesIO()
+    Image.effect_noise((128, 128), 60).convert("RGB").save(noise, format="PNG")
+    response = await client.post("/api/upload", data=form("image", noise.getvalue(), "big.png"))
+    assert response.status == 400 and "larger" in (await response.json())["error"]
+    assert (await client.post("/api/upload", data=form("image", png_bytes(), "small.png"))).status == 200
+    assert cli.main(["serve", "--max-upload", "lots", *folders]) == 2
+    assert "--max-upload" in capsys.readouterr().err
+
+
 async def test_path_traversal_is_refused_everywhere(client, settings, tmp_path):
     secret = tmp_path / "secret.png"
     secret.write_bytes(png_bytes())
