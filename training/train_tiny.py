@@ -309,10 +309,12 @@ def fade_stage(args, c) -> Stage:
     (ramped: the prompt's weight falls linearly from 1 at --fade-below to 0), so any sampler's cfg
     stops acting there; the text encoder and the noisier steps stay as they were."""
     sd = sd_stage(args, c)
-    teacher = c["fade_teacher"]
+    teacher, empties = c["fade_teacher"], {}
 
     def target(x_t, t, captions, hidden):
-        empty, _ = sd.encode([""] * len(captions), x_t.device)
+        if len(captions) not in empties:  # the text encoder is frozen here: encode the empty caption once
+            empties[len(captions)] = sd.encode([""] * len(captions), x_t.device)[0]
+        empty = empties[len(captions)]
         cond, uncond = teacher(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([hidden, empty])).sample.chunk(2)
         weight = (t.float() / args.fade_below).clamp(0, 1).view(-1, 1, 1, 1)
         return uncond + weight * (cond - uncond)
