@@ -336,11 +336,10 @@ def markdown_reference(specs) -> str:
 
 
 def cmd_serve(args) -> int:
+    from latentgraph.graph.settings import parse_bytes
     from latentgraph.server.app import MAX_UPLOAD_BYTES, serve
 
     _quiet_libraries()
-    from latentgraph.graph.settings import parse_bytes
-
     try:
         max_upload = parse_bytes(args.max_upload)
     except ValueError as error:
