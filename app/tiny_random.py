@@ -88,6 +88,31 @@ def save_sd15(path: str | Path, seed: int = 0) -> Path:
     return Path(path)
 
 
+def save_sd15_loras(folder: str | Path, seed: int = 1) -> Path:
+    """Two LoRAs (rank 4, alpha 8, random non-zero weights) for `sd15_components(seed)`, saved as
+    diffusers' training scripts save them (LoraConfig as metadata): tiny-unet.safetensors for the
+    UNet only, tiny-style.safetensors for the UNet and the text encoder."""
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils import get_peft_model_state_dict
+
+    parts = sd15_components(seed=seed)
+    torch.manual_seed(7)
+    parts["unet"].add_adapter(LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                                         target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    text_config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                             target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
+    inject_adapter_in_model(text_config, parts["text_encoder"])
+    unet = {"unet_lora_layers": get_peft_model_state_dict(parts["unet"]),
+            "unet_lora_adapter_metadata": parts["unet"].peft_config["default"].to_dict()}
+    text = {"text_encoder_lora_layers": get_peft_model_state_dict(parts["text_encoder"]),
+            "text_encoder_lora_adapter_metadata": text_config.to_dict()}
+    save = StableDiffusionPipeline.save_lora_weights
+    save(folder, **unet, safe_serialization=True, weight_name="tiny-unet.safetensors")
+    save(folder, **unet, **text, safe_serialization=True, weight_name="tiny-style.safetensors")
+    return Path(folder)
+
+
 def _sdxl_text_encoders(tokenizer, with_first: bool):
     """CLIP ViT-L-like and OpenCLIP bigG-like tiny encoders. The second has 10 layers and another width
     than the first: diffusers tells SDXL from SD1.5 by encoder 2's tenth layer, and tells the two

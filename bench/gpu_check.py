@@ -4,7 +4,8 @@
 
 1. The CUDA paths: models load in float16 on the GPU, cached intermediate results stay on the GPU,
    a re-run with a new ImageSharpen alpha re-runs two nodes, and the fp16 image matches diffusers'
-   pipeline on the same modules.
+   pipeline on the same modules. LoRA adapters work on the float16 checkpoint (UNet and text
+   encoder parts change the image separately) and leave it unchanged for graphs without them.
 2. Timing at real scale: a random-weight model with SD1.5's full-size architecture (860M-parameter
    UNet, CLIP ViT-L text encoder, SD's VAE) at 512x512, graph vs pipeline, via bench_txt2img.
 """
@@ -90,6 +91,39 @@ def check_cuda_paths(models: Path, log) -> None:
         f"(of 255), equal pixels {100 * (diff == 0).mean():.2f}%")
 
 
+def check_lora(models: Path, log, device: str = "cuda") -> None:
+    from latentgraph.graph.executor import Executor
+    from latentgraph.graph.settings import Settings
+    from latentgraph.tiny_random import save_sd15, save_sd15_loras
+
+    save_sd15(models / "checkpoints" / "tiny-sd15-lora", seed=1)
+    save_sd15_loras(models / "loras", seed=1)
+    out = Path(tempfile.mkdtemp())
+    executor = Executor(Settings(models=models, output=out, temp=out, device=device))
+
+    def image(strength_model=None, strength_clip=None, prompt="a red circle"):
+        wf = bench_txt2img.workflow("tiny-sd15-lora", 64, 5, prompt, 4, 0.5)
+        nodes = wf["nodes"]
+        if strength_model is not None:
+            nodes["lora"] = {"type": "LoraLoader", "inputs": {
+                "model": {"node": "ckpt", "output": "MODEL"}, "clip": {"node": "ckpt", "output": "CLIP"},
+                "lora_name": "tiny-style.safetensors", "strength_model": strength_model, "strength_clip": strength_clip}}
+            nodes["sampler"]["inputs"]["model"] = {"node": "lora", "output": "MODEL"}
+            for name in ("pos", "neg"):
+                nodes[name]["inputs"]["clip"] = {"node": "lora", "output": "CLIP"}
+        return np.asarray(__import__("PIL.Image").Image.open(executor.run(wf).images[0]["path"]), dtype=int)
+
+    plain, both, unet_only = image(), image(0.7, 0.7), image(0.7, 0.0)
+    again = image(prompt="a red circle ")  # same tokens, new text: encoded and sampled again after the LoRA runs
+    ((model, clip, _),) = executor.loaded_models()
+    log(f"LoRA on {model.unet.device} {model.unet.dtype}: |LoRA - plain| max {np.abs(both - plain).max()}, "
+        f"|UNet-only - both| max {np.abs(unet_only - both).max()}, plain again after the LoRA: max |diff| "
+        f"{np.abs(again - plain).max()}")
+    assert model.unet.dtype == clip.encoders[0].dtype == (torch.float16 if device == "cuda" else torch.float32)
+    assert np.abs(both - plain).max() > 0 and np.abs(unet_only - both).max() > 0
+    assert np.array_equal(again, plain)
+
+
 def _tensors(value):
     import dataclasses
 
@@ -117,6 +151,7 @@ def main() -> int:
     log(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
     models = Path(tempfile.mkdtemp())
     check_cuda_paths(models, log)
+    check_lora(models, log)
     from io import StringIO
     from contextlib import redirect_stdout
 

@@ -9,17 +9,14 @@ import numpy as np
 import pytest
 import torch
 from helpers import read_png, txt2img
-from peft import LoraConfig, inject_adapter_in_model
-from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file
 from transformers import CLIPTextModel
 
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
-from latentgraph.tiny_random import sd15_components
+from latentgraph.tiny_random import save_sd15_loras
 
-
-RANK, ALPHA = 4, 8
+RANK, ALPHA = 4, 8  # as save_sd15_loras writes them
 
 
 @pytest.fixture(scope="module")
@@ -29,21 +26,7 @@ def lora_models(models_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("lora-models")
     (root / "checkpoints").mkdir()
     (root / "checkpoints" / "tiny-sd15").symlink_to(models_dir / "checkpoints" / "tiny-sd15")
-    parts = sd15_components(seed=1)
-    torch.manual_seed(7)
-    parts["unet"].add_adapter(LoraConfig(r=RANK, lora_alpha=ALPHA, init_lora_weights=False,
-                                         target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    text_config = LoraConfig(r=RANK, lora_alpha=ALPHA, init_lora_weights=False,
-                             target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
-    inject_adapter_in_model(text_config, parts["text_encoder"])
-    # Saved with their LoraConfig (rank and alpha) as metadata, as diffusers' training scripts do.
-    unet = {"unet_lora_layers": get_peft_model_state_dict(parts["unet"]),
-            "unet_lora_adapter_metadata": parts["unet"].peft_config["default"].to_dict()}
-    text = {"text_encoder_lora_layers": get_peft_model_state_dict(parts["text_encoder"]),
-            "text_encoder_lora_adapter_metadata": text_config.to_dict()}
-    save = diffusers.StableDiffusionPipeline.save_lora_weights
-    save(root / "loras", **unet, safe_serialization=True, weight_name="tiny-unet.safetensors")
-    save(root / "loras", **unet, **text, safe_serialization=True, weight_name="tiny-style.safetensors")
+    save_sd15_loras(root / "loras", seed=1)
     return root
 
 
