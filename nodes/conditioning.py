@@ -5,6 +5,7 @@ import dataclasses
 
 import torch
 
+from latentgraph.nodes import prompt_weights
 from latentgraph.nodes.lora import clip_adapters
 from latentgraph.nodes.spec import CLIP, CONDITIONING, INT, STRING, Input, Output, node
 from latentgraph.nodes.values import Conditioning, TextEncoder
@@ -12,13 +13,14 @@ from latentgraph.nodes.values import Conditioning, TextEncoder
 
 def encode_sd15(clip: TextEncoder, text: str, device) -> Conditioning:
     """The last hidden state of the CLIP text model for the prompt padded to the tokenizer's length
-    (`StableDiffusionPipeline.encode_prompt`; longer prompts are cut, as there)."""
+    (`StableDiffusionPipeline.encode_prompt`); weights and longer prompts as `prompt_weights` reads them."""
     tokenizer, encoder = clip.tokenizers[0], clip.encoders[0]
-    tokens = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                       return_tensors="pt")
-    mask = tokens.attention_mask.to(device) if getattr(encoder.config, "use_attention_mask", False) else None
+    use_mask = getattr(encoder.config, "use_attention_mask", False)
+
+    def run(input_ids, mask):
+        return _last_layers(clip, encoder, input_ids, mask if use_mask else None), None
     with clip_adapters(clip):
-        embeds = _last_layers(clip, encoder, tokens.input_ids.to(device), mask)
+        embeds, _ = prompt_weights.encode(tokenizer, text, run, device)
     return Conditioning(embeds=embeds.to(dtype=encoder.dtype, device=device), empty_prompt=text == "")
 
 
@@ -42,7 +44,9 @@ def encode(clip: TextEncoder, text: str) -> Conditioning:
 @node("CLIPTextEncode", category="conditioning",
       description="Encodes a prompt with the checkpoint's text encoder(s). On an SDXL checkpoint it gives SDXL "
                   "conditioning whose size conditioning follows the latent being sampled.",
-      inputs=[Input("text", STRING, default="", multiline=True, tooltip="The prompt."),
+      inputs=[Input("text", STRING, default="", multiline=True,
+                    tooltip="The prompt. (words:1.3) weighs words up or down, (words) is 1.1; \\( and \\) are "
+                            "literal. Past 75 tokens it goes on in a further window of the text encoder."),
               Input("clip", CLIP, tooltip="The text encoder (from a checkpoint loader).")],
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def clip_text_encode(ctx, text: str, clip: TextEncoder):

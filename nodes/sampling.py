@@ -13,6 +13,7 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from diffusers.utils.torch_utils import randn_tensor
 
 from latentgraph.graph.errors import InputError
+from latentgraph.nodes import prompt_weights
 from latentgraph.nodes.lora import adapters_active
 from latentgraph.nodes.schedulers import (REFUSED_SAMPLERS, REFUSED_SCHEDULES, SAMPLER_NAMES, SCHEDULER_NAMES,
                                           check_pair, make_scheduler)
@@ -86,8 +87,8 @@ def guidance_batch(model: DiffusionModel, positive: Conditioning, negative: Cond
     for cond, neg in conds:
         _check_conditioning(model, cond, "negative" if neg else "positive")
     halves = [(_guidance_tensors(model, c, neg), c, neg) for c, neg in conds]
-    embeds = torch.cat([e.to(device=device, dtype=dtype).repeat(batch // e.shape[0] or 1, 1, 1)
-                        for (e, _), _, _ in halves])
+    sequences = prompt_weights.pad_to_common_length([e for (e, _), _, _ in halves])  # long prompts
+    embeds = torch.cat([e.to(device=device, dtype=dtype).repeat(batch // e.shape[0] or 1, 1, 1) for e in sequences])
     if model.family not in SDXL_FAMILIES:
         return embeds, None, do_cfg
     pooled = torch.cat([p.to(device=device, dtype=dtype).repeat(batch // p.shape[0] or 1, 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from latentgraph.graph.errors import InputError
+from latentgraph.nodes import prompt_weights
 from latentgraph.nodes.lora import clip_adapters
 from latentgraph.nodes.sampling import SDXL_FAMILIES
 from latentgraph.nodes.spec import CLIP, CONDITIONING, FLOAT, INT, STRING, Input, Output, node
@@ -22,14 +23,14 @@ from latentgraph.nodes.values import Conditioning, TextEncoder
 MAX_RESOLUTION = 16384
 
 
-def _hidden_and_pooled(tokenizer, encoder, text: str, clip_skip: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
-    tokens = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                       return_tensors="pt")
-    out = encoder(tokens.input_ids.to(encoder.device), output_hidden_states=True)
-    # CLIPTextModelWithProjection returns the projected pooled output first; CLIPTextModel the
-    # last hidden state (3-d), whose pooled output SDXL does not use.
-    pooled = out[0] if out[0].ndim == 2 else None
-    return out.hidden_states[-(clip_skip + 2)], pooled  # the penultimate layer, as diffusers' clip_skip
+def _hidden_and_pooled(tokenizer, encoder, text: str, clip_skip: int = 0, windows: int = 1):
+    def run(input_ids, mask):
+        out = encoder(input_ids, output_hidden_states=True)
+        # CLIPTextModelWithProjection returns the projected pooled output first; CLIPTextModel the
+        # last hidden state (3-d), whose pooled output SDXL does not use.
+        pooled = out[0] if out[0].ndim == 2 else None
+        return out.hidden_states[-(clip_skip + 2)], pooled  # the penultimate layer, as diffusers' clip_skip
+    return prompt_weights.encode(tokenizer, text, run, encoder.device, at_least=windows)
 
 
 def encode_texts(clip: TextEncoder, texts: list[str], time_ids=None, aesthetic_score=None) -> Conditioning:
@@ -37,9 +38,11 @@ def encode_texts(clip: TextEncoder, texts: list[str], time_ids=None, aesthetic_s
     if clip.family not in SDXL_FAMILIES:
         raise InputError("clip", f"this node needs an SDXL checkpoint's CLIP, got a {clip.family} one")
     hidden, pooled = [], None
+    # The encoders' states are joined feature-wise, so the shorter prompt is padded with empty windows.
+    windows = max(prompt_weights.count(tok, text) for tok, text in zip(clip.tokenizers, texts))
     with clip_adapters(clip):
         for tokenizer, encoder, text in zip(clip.tokenizers, clip.encoders, texts):
-            states, pooled = _hidden_and_pooled(tokenizer, encoder, text, clip.clip_skip)
+            states, pooled = _hidden_and_pooled(tokenizer, encoder, text, clip.clip_skip, windows)
             hidden.append(states)
     last = clip.encoders[-1]
     embeds = torch.cat(hidden, dim=-1).to(dtype=last.dtype, device=last.device)
@@ -67,7 +70,8 @@ def size_input(name: str, default: int, tooltip: str) -> Input:
               size_input("crop_h", 0, "Top crop coordinate (crops_coords_top_left)."),
               size_input("target_width", 1024, "Target width (target_size)."),
               size_input("target_height", 1024, "Target height (target_size)."),
-              Input("text_g", STRING, default="", multiline=True, tooltip="Prompt for the OpenCLIP bigG encoder."),
+              Input("text_g", STRING, default="", multiline=True, tooltip="Prompt for the OpenCLIP bigG encoder "
+                    "((words:1.3) weights and long prompts as in CLIPTextEncode)."),
               Input("text_l", STRING, default="", multiline=True, tooltip="Prompt for the CLIP ViT-L encoder.")],
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def clip_text_encode_sdxl(ctx, clip: TextEncoder, width: int, height: int, crop_w: int, crop_h: int,
@@ -86,7 +90,8 @@ def clip_text_encode_sdxl(ctx, clip: TextEncoder, width: int, height: int, crop_
                     tooltip="Aesthetic score: about 6 for the positive prompt, 2.5 for the negative."),
               size_input("width", 1024, "Original image width (original_size)."),
               size_input("height", 1024, "Original image height (original_size)."),
-              Input("text", STRING, default="", multiline=True, tooltip="The prompt."),
+              Input("text", STRING, default="", multiline=True,
+                    tooltip="The prompt ((words:1.3) weights and long prompts as in CLIPTextEncode)."),
               Input("clip", CLIP, tooltip="The SDXL refiner's text encoder.")],
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def clip_text_encode_sdxl_refiner(ctx, ascore: float, width: int, height: int, text: str, clip: TextEncoder):
