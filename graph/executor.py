@@ -107,7 +107,7 @@ class Executor:
         self._interrupt.set()
 
     def loaded_models(self) -> list[tuple]:
-        """The (MODEL, CLIP, VAE) values of the checkpoints currently loaded."""
+        """The outputs of the loaders whose models are held: (MODEL, CLIP, VAE) per checkpoint, (VAE,) per VAELoader."""
         with self.cache.models.lock:
             return [entry.outputs for entry in self.cache.models.entries.values()]
 

@@ -84,10 +84,35 @@ def list_loras(settings: Settings) -> dict[str, Path]:
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
 
 
+def is_diffusers_vae_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+
+
+def list_vaes(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:
+    """VAE name -> path in models/vae (ComfyUI's folder): single .safetensors files and diffusers
+    VAE folders (config.json beside the weights)."""
+    root = settings.models / "vae"
+    suffixes = CHECKPOINT_EXTENSIONS + (PICKLE_EXTENSIONS if include_pickles else ())
+    found: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath)
+        rel = here.relative_to(root)
+        if here != root and is_diffusers_vae_folder(here):
+            found[rel.as_posix()] = here
+            dirnames.clear()  # its files are parts of the one VAE
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in sorted(filenames):
+            if not filename.startswith(".") and filename.lower().endswith(suffixes):
+                found[(rel / filename).as_posix()] = here / filename
+    return found
+
+
 CHOICE_SOURCES = {
     "checkpoints": lambda settings: sorted(list_checkpoints(settings, include_pickles=True)),
     "input_images": list_input_images,
     "loras": lambda settings: sorted(list_loras(settings)),
+    "vaes": lambda settings: sorted(list_vaes(settings, include_pickles=True)),
 }
 
 
@@ -103,4 +128,6 @@ def resolve_file(settings: Settings, folder: str, name: str) -> Path | None:
         return find_input_image(settings, name)
     if folder == "loras":
         return list_loras(settings).get(name)
+    if folder == "vae":
+        return list_vaes(settings, include_pickles=True).get(name)
     raise ValueError(f"unknown folder kind {folder!r}")

@@ -87,3 +87,30 @@ def checkpoint_loader_simple(ctx, ckpt_name: str):
     if path is None:
         raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found")
     return load_checkpoint(path, ctx.device, ctx.dtype)
+
+
+def refuse_vae_pickles(values: dict) -> list[tuple[str, str]]:
+    name = str(values.get("vae_name", ""))
+    if name.lower().endswith(folders.PICKLE_EXTENSIONS):
+        return [("vae_name", f"{name!r} is a pickle file, which can run arbitrary code when loaded; only "
+                             ".safetensors files and diffusers folders are loaded (convert it to safetensors first)")]
+    return []
+
+
+@node("VAELoader", category="loaders",
+      description="Loads a VAE from models/vae (a single .safetensors file or a diffusers VAE folder), to decode "
+                  "and encode with instead of the checkpoint's own. A single file whose name contains 'xl' is "
+                  "read as SDXL's VAE, any other as SD1.5's (the file does not say which latent scaling it had).",
+      inputs=[Input("vae_name", COMBO, choices_from="vaes", file_folder="vae", tooltip="A VAE in models/vae.")],
+      outputs=[Output("VAE", VAE)],
+      holds_models=True, check=refuse_vae_pickles)
+def vae_loader(ctx, vae_name: str):
+    path = folders.list_vaes(ctx.settings).get(vae_name)
+    if path is None:
+        raise InputError("vae_name", f"VAE {vae_name!r} not found in {ctx.settings.models / 'vae'}")
+    if path.is_dir():
+        vae = AutoencoderKL.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True, local_files_only=True)
+    else:
+        from latentgraph.nodes import single_file
+        vae = single_file.load_vae(path, ctx.dtype)
+    return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name),)

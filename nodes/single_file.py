@@ -123,3 +123,19 @@ def load(path: Path, device, dtype, configs: Path | None = None):
     scheduler_config = json.loads((config / "scheduler" / "scheduler_config.json").read_text())
     return assemble(path.name, pipe.unet, pipe.vae, tokenizers, [modules[n] for n in names], scheduler_config,
                     family, bool(index.get("force_zeros_for_empty_prompt", family == "sdxl")))
+
+
+def load_vae(path: Path, dtype, configs: Path | None = None):
+    """A single-file VAE (the original autoencoder's keys, with or without `first_stage_model.`).
+    SD1.5's and SDXL's VAEs have the same shapes and differ in their latent scaling, which the file
+    does not hold: a name with "xl" in it takes SDXL's VAE config (as InvokeAI's model probe
+    decides), any other SD1.5's."""
+    family = "sdxl" if "xl" in path.name.lower() else "sd15"
+    try:
+        vae = diffusers.AutoencoderKL.from_single_file(str(path), config=str((configs or CONFIGS) / family),
+                                                       subfolder="vae", local_files_only=True, torch_dtype=dtype)
+    except (SafetensorError, OSError, KeyError, RuntimeError, ValueError) as exc:
+        raise InputError("vae_name", f"{path.name} could not be read as an SD1.5/SDXL VAE: {exc}") from None
+    if any(p.is_meta for p in vae.parameters()):
+        raise InputError("vae_name", f"{path.name}: the VAE weights are incomplete in this file")
+    return vae
