@@ -63,7 +63,8 @@ def workflow(ckpt: str, size: int, steps: int, prompt: str, seed: int, alpha: fl
         "neg": {"type": "CLIPTextEncode", "inputs": {"text": "", "clip": ref("ckpt", "CLIP")}},
         "latent": {"type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
         "sampler": {"type": "KSampler", "inputs": {
-            "model": ref("ckpt", "MODEL"), "positive": ref("pos", "CONDITIONING"), "negative": ref("neg", "CONDITIONING"),
+            "model": ref("ckpt", "MODEL"), "positive": ref("pos", "CONDITIONING"),
+            "negative": ref("neg", "CONDITIONING"),
             "latent_image": ref("latent", "LATENT"), "seed": seed, "steps": steps, "cfg": 6.0,
             "sampler_name": "euler", "scheduler": "normal"}},
         "decode": {"type": "VAEDecode", "inputs": {"samples": ref("sampler", "LATENT"), "vae": ref("ckpt", "VAE")}},
@@ -130,15 +131,15 @@ def main(argv=None) -> int:
             clock.patched(clip.encoders[0], "forward"):
         for i in range(args.repeats):
             # Interleaved, so that both see the same machine state.
-            measure("diffusers StableDiffusionPipeline", lambda: pipeline_run(i))
+            measure("diffusers StableDiffusionPipeline", lambda i=i: pipeline_run(i))
             fresh = workflow(args.ckpt, args.size, args.steps, prompts[i % len(prompts)] + f" {i}", 100 + i, 0.5)
-            measure("graph, new prompt and seed", lambda: executor.run(fresh))
+            measure("graph, new prompt and seed", lambda wf=fresh: executor.run(wf))
             seeded = copy.deepcopy(base)
             seeded["nodes"]["sampler"]["inputs"]["seed"] = 200 + i
-            measure("graph, new seed (prompts cached)", lambda: executor.run(seeded))
+            measure("graph, new seed (prompts cached)", lambda wf=seeded: executor.run(wf))
             sharper = copy.deepcopy(seeded)
             sharper["nodes"]["sharpen"]["inputs"]["alpha"] = 1.0 + i / 10
-            measure("graph, only ImageSharpen changed", lambda: executor.run(sharper))
+            measure("graph, only ImageSharpen changed", lambda wf=sharper: executor.run(wf))
 
     reference = statistics.median(t for t, _ in rows["diffusers StableDiffusionPipeline"])
     print(f"\nlatentgraph txt2img benchmark: {args.ckpt}, {args.size}x{args.size}, {args.steps} euler steps, cfg 6, "

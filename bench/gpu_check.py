@@ -107,7 +107,8 @@ def check_lora(models: Path, log, device: str = "cuda") -> None:
         if strength_model is not None:
             nodes["lora"] = {"type": "LoraLoader", "inputs": {
                 "model": {"node": "ckpt", "output": "MODEL"}, "clip": {"node": "ckpt", "output": "CLIP"},
-                "lora_name": "tiny-style.safetensors", "strength_model": strength_model, "strength_clip": strength_clip}}
+                "lora_name": "tiny-style.safetensors", "strength_model": strength_model,
+                "strength_clip": strength_clip}}
             nodes["sampler"]["inputs"]["model"] = {"node": "lora", "output": "MODEL"}
             for name in ("pos", "neg"):
                 nodes[name]["inputs"]["clip"] = {"node": "lora", "output": "CLIP"}
@@ -152,8 +153,8 @@ def main() -> int:
     models = Path(tempfile.mkdtemp())
     check_cuda_paths(models, log)
     check_lora(models, log)
-    from io import StringIO
     from contextlib import redirect_stdout
+    from io import StringIO
 
     runs = [["--models", str(models), "--ckpt", "tiny-sd15", "--device", "cuda", "--repeats", "10"]]
     if Path(__file__).parent.parent.joinpath("assets", "models", "tiny-shapes").is_dir():

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -61,7 +62,7 @@ class RunResult:
 class NodeContext:
     """What a node's function may use besides its inputs."""
 
-    def __init__(self, executor: "Executor", node_id: str, node_type: str, workflow: dict,
+    def __init__(self, executor: Executor, node_id: str, node_type: str, workflow: dict,
                  emit: Callable[[Event], None]):
         self.executor = executor
         self.settings = executor.settings

@@ -112,7 +112,7 @@ _UPGRADES = {1: _upgrade_v1}
 class NodeRef:
     """A node added to a `Workflow` in code; its attributes are its outputs (`ckpt.MODEL`)."""
 
-    def __init__(self, workflow: "Workflow", node_id: str):
+    def __init__(self, workflow: Workflow, node_id: str):
         self._workflow, self.id = workflow, node_id
 
     def __getattr__(self, output: str) -> dict:
@@ -123,7 +123,7 @@ class NodeRef:
     def __getitem__(self, output: str) -> dict:
         return link(self.id, output)
 
-    def set(self, **inputs) -> "NodeRef":
+    def set(self, **inputs) -> NodeRef:
         self._workflow.doc["nodes"][self.id]["inputs"].update(inputs)
         return self
 

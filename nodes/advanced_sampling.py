@@ -8,7 +8,8 @@ cutoff (one more for a second-order scheduler when their count is even), without
 `KSamplerAdvanced` gives the split as ComfyUI does, in steps: `end_at_step=k` on the base and
 `start_at_step=k` on the refiner cut the schedule just above the timestep of step k, which is the
 split diffusers makes for any fraction whose cutoff falls between steps k-1 and k (0.8 of 40
-steps is k=32 on the uniform grid, 25 on Karras' grid, which is denser at low noise). `KSamplerSplit` takes diffusers' fractions themselves. See docs/sdxl.md.
+steps is k=32 on the uniform grid, 25 on Karras' grid, which is denser at low noise). `KSamplerSplit` takes
+diffusers' fractions themselves. See docs/sdxl.md.
 """
 from __future__ import annotations
 

@@ -76,7 +76,8 @@ def load_text_encoder_lora(encoder, state_dict: dict, alphas: dict | None, metad
     inject_adapter_in_model(config, encoder, adapter_name=name)
     result = set_peft_model_state_dict(encoder, weights, adapter_name=name)
     if getattr(result, "unexpected_keys", None):
-        raise InputError("lora_name", f"LoRA weights that fit no layer of the text encoder: {result.unexpected_keys[:3]}")
+        raise InputError("lora_name",
+                         f"LoRA weights that fit no layer of the text encoder: {result.unexpected_keys[:3]}")
     encoder.to(device=encoder.device, dtype=encoder.dtype)
 
 

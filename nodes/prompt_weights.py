@@ -89,7 +89,8 @@ def windows(tokenizer, text: str, at_least: int = 1) -> tuple[torch.Tensor, torc
     for k in range(max(at_least, math.ceil(len(tokens) / per_window))):
         part = tokens[k * per_window:(k + 1) * per_window]
         pad = size - len(part) - 2
-        ids.append([tokenizer.bos_token_id, *(i for i, _ in part), tokenizer.eos_token_id] + [tokenizer.pad_token_id] * pad)
+        ids.append([tokenizer.bos_token_id, *(i for i, _ in part), tokenizer.eos_token_id]
+                   + [tokenizer.pad_token_id] * pad)
         mask.append([1] * (len(part) + 2) + [0] * pad)
         weights.append([1.0, *(w for _, w in part), 1.0] + [1.0] * pad)
     return torch.tensor(ids), torch.tensor(mask), torch.tensor(weights)

@@ -15,10 +15,15 @@ from diffusers.utils.torch_utils import randn_tensor
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes import prompt_weights
 from latentgraph.nodes.lora import adapters_active
-from latentgraph.nodes.schedulers import (REFUSED_SAMPLERS, REFUSED_SCHEDULES, SAMPLER_NAMES, SCHEDULER_NAMES,
-                                          check_pair, make_scheduler)
-from latentgraph.nodes.spec import (COMBO, CONDITIONING, FLOAT, INT, LATENT, MODEL, SEED_MAX, Input, Output,
-                                    node)
+from latentgraph.nodes.schedulers import (
+    REFUSED_SAMPLERS,
+    REFUSED_SCHEDULES,
+    SAMPLER_NAMES,
+    SCHEDULER_NAMES,
+    check_pair,
+    make_scheduler,
+)
+from latentgraph.nodes.spec import COMBO, CONDITIONING, FLOAT, INT, LATENT, MODEL, SEED_MAX, Input, Output, node
 from latentgraph.nodes.values import Conditioning, DiffusionModel, Latent
 
 SDXL_FAMILIES = ("sdxl", "sdxl_refiner")
@@ -175,8 +180,7 @@ def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, embe
             latents = denoised_estimate(scheduler, output, noise_pred, t, latents)
         else:
             latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
-        current = latents
-        ctx.progress(i + 1, total, preview=(lambda: model.previewer(current)) if model.previewer else None)
+        ctx.progress(i + 1, total, preview=(lambda x=latents: model.previewer(x)) if model.previewer else None)
     if not torch.isfinite(latents).all():  # else it would be saved as a silently black picture
         raise InputError("sampler_name", "the sampler's result holds NaN or infinite values: try another sampler or "
                                          "scheduler (float16 overflows too: try --dtype float32)")

@@ -6,8 +6,9 @@ the editor's widgets (through the JSON catalog) and the docs all read that decla
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 # Socket types: values that flow along links between nodes.
 MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE = "MODEL", "CLIP", "VAE", "CONDITIONING", "LATENT", "IMAGE"

@@ -94,7 +94,7 @@ class Latent:
     scaling_factor: float = 1.0
     shift_factor: float = 0.0
 
-    def replace(self, **changes) -> "Latent":
+    def replace(self, **changes) -> Latent:
         return dataclasses.replace(self, **changes)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+
 from aiohttp import web
 
 from latentgraph.graph.errors import GraphError
@@ -50,7 +51,8 @@ async def nodes(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/checkpoints")
-@openapi.operation(answer={"type": "object", "properties": {"checkpoints": {"type": "array", "items": {"type": "string"}}}})
+@openapi.operation(answer={"type": "object",
+                           "properties": {"checkpoints": {"type": "array", "items": {"type": "string"}}}})
 async def checkpoints(request: web.Request) -> web.Response:
     """Checkpoint names, as CheckpointLoaderSimple's ckpt_name accepts them."""
     names = await asyncio.to_thread(folders.resolve_choices, state(request).settings, "checkpoints")
@@ -112,7 +114,8 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/queue")
-@openapi.operation(answer={"type": "object", "properties": {"cancelled": {"type": "array", "items": {"type": "string"}}}})
+@openapi.operation(answer={"type": "object",
+                           "properties": {"cancelled": {"type": "array", "items": {"type": "string"}}}})
 async def clear_queue(request: web.Request) -> web.Response:
     """Cancel every pending job (the running one goes on)."""
     return web.json_response({"cancelled": state(request).jobs.clear()})
@@ -126,7 +129,8 @@ async def interrupt(request: web.Request) -> web.Response:
     An optional JSON body {"job_id": ID} interrupts only if that job is the one running."""
     body = await read_json(request) if (await request.read()).strip() else {}
     job_id = body.get("job_id") if isinstance(body, dict) else None
-    return web.json_response({"interrupted": state(request).jobs.interrupt(job_id if isinstance(job_id, str) else None)})
+    interrupted = state(request).jobs.interrupt(job_id if isinstance(job_id, str) else None)
+    return web.json_response({"interrupted": interrupted})
 
 
 @routes.get("/api/history")

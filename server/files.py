@@ -13,8 +13,8 @@ import os
 import re
 import uuid
 import warnings
-from urllib.parse import unquote
 from pathlib import Path, PureWindowsPath
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from PIL import Image

@@ -12,8 +12,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from latentgraph.graph.errors import GraphError, Interrupted, NodeError, WorkflowInvalid
 from latentgraph.graph.executor import Executor

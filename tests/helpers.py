@@ -22,7 +22,8 @@ def txt2img(ckpt="tiny-sd15", prompt="a red circle", negative="", seed=1, steps=
         "neg": {"type": "CLIPTextEncode", "inputs": {"text": negative, "clip": ref("ckpt", "CLIP")}},
         "latent": {"type": "EmptyLatentImage", "inputs": {"width": width, "height": height, "batch_size": batch_size}},
         "sampler": {"type": "KSampler", "inputs": {
-            "model": ref("ckpt", "MODEL"), "positive": ref("pos", "CONDITIONING"), "negative": ref("neg", "CONDITIONING"),
+            "model": ref("ckpt", "MODEL"), "positive": ref("pos", "CONDITIONING"),
+            "negative": ref("neg", "CONDITIONING"),
             "latent_image": ref("latent", "LATENT"), "seed": seed, "steps": steps, "cfg": cfg,
             "sampler_name": sampler_name, "scheduler": scheduler, "denoise": 1.0}},
         "decode": {"type": "VAEDecode", "inputs": {"samples": ref("sampler", "LATENT"), "vae": ref("ckpt", "VAE")}},

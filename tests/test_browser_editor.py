@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -82,7 +81,8 @@ def server(server_dirs):
     while True:
         if process.poll() is not None:
             log.close()
-            raise RuntimeError("latentgraph serve exited:\n" + (server_dirs["output"].parent / "server.log").read_text())
+            output = (server_dirs["output"].parent / "server.log").read_text()
+            raise RuntimeError("latentgraph serve exited:\n" + output)
         try:
             get_json(url + "/api/nodes")
             break

@@ -114,8 +114,9 @@ def test_help_explains_every_option(tmp_path):
 
 
 def test_python_api_builds_and_runs_the_same_graph(tmp_path):
-    import latentgraph
     from helpers import read_png
+
+    import latentgraph
 
     wf = latentgraph.Workflow()
     ckpt = wf.add("CheckpointLoaderSimple", "ckpt", ckpt_name="tiny-shapes")

@@ -10,8 +10,7 @@ import pytest
 from helpers import read_png, to_img2img
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from sdxl_helpers import (REFINER, base_and_refiner, ref, sdxl_models_dir, sdxl_settings,  # noqa: F401
-                          sdxl_txt2img)
+from sdxl_helpers import REFINER, base_and_refiner, ref, sdxl_models_dir, sdxl_settings, sdxl_txt2img  # noqa: F401
 
 from latentgraph.graph.comfyui import convert
 from latentgraph.graph.errors import WorkflowInvalid

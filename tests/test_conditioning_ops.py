@@ -63,7 +63,8 @@ def with_ops(strength=None, zero_negative=False) -> dict:
             "conditioning_from": {"node": "blue", "output": "CONDITIONING"}, "conditioning_to_strength": strength}}
         nodes["sampler"]["inputs"]["positive"] = {"node": "avg", "output": "CONDITIONING"}
     if zero_negative:
-        nodes["zero"] = {"type": "ConditioningZeroOut", "inputs": {"conditioning": {"node": "neg", "output": "CONDITIONING"}}}
+        nodes["zero"] = {"type": "ConditioningZeroOut",
+                         "inputs": {"conditioning": {"node": "neg", "output": "CONDITIONING"}}}
         nodes["sampler"]["inputs"]["negative"] = {"node": "zero", "output": "CONDITIONING"}
     return wf
 

@@ -1,7 +1,6 @@
 """The graph's images equal diffusers' own pipelines', bit for bit, for the same loaded modules."""
 from __future__ import annotations
 
-
 import diffusers
 import numpy as np
 import pytest
@@ -13,8 +12,8 @@ from PIL import Image
 PAIRS = {
     ("euler", "normal"): ("EulerDiscreteScheduler", {"timestep_spacing": "linspace"}),
     ("euler_ancestral", "normal"): ("EulerAncestralDiscreteScheduler", {"timestep_spacing": "linspace"}),
-    ("dpmpp_2m", "karras"): ("DPMSolverMultistepScheduler",
-                             {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True, "timestep_spacing": "linspace"}),
+    ("dpmpp_2m", "karras"): ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True,
+                                                             "timestep_spacing": "linspace"}),
     ("heun", "normal"): ("HeunDiscreteScheduler", {"timestep_spacing": "linspace"}),
     ("lms", "exponential"): ("LMSDiscreteScheduler", {"use_exponential_sigmas": True, "timestep_spacing": "linspace"}),
     ("dpm_2_ancestral", "karras"): ("KDPM2AncestralDiscreteScheduler",

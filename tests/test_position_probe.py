@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+
 from latentgraph.training import position_probe as probe
 from latentgraph.training.train_tiny import DEFAULT_OUT, load_pipeline
 

@@ -8,8 +8,18 @@ import numpy as np
 import pytest
 import torch
 from helpers import read_png
-from sdxl_helpers import (as_uint8, base_and_refiner, loaded, pipeline, ref, scheduler_for,  # noqa: F401
-                          sdxl_executor, sdxl_models_dir, sdxl_settings, sdxl_txt2img)
+from sdxl_helpers import (  # noqa: F401
+    as_uint8,
+    base_and_refiner,
+    loaded,
+    pipeline,
+    ref,
+    scheduler_for,
+    sdxl_executor,
+    sdxl_models_dir,
+    sdxl_settings,
+    sdxl_txt2img,
+)
 
 from latentgraph.graph.errors import NodeError
 
@@ -50,8 +60,8 @@ def test_clip_text_encode_sdxl_equals_prompt_2_and_size_conditioning(sdxl_execut
 # (sampler_name, scheduler) -> the diffusers scheduler set up the same way.
 SPLIT_SAMPLERS = {
     ("euler", "normal"): ("EulerDiscreteScheduler", {"timestep_spacing": "linspace"}),
-    ("dpmpp_2m", "karras"): ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++",
-                                                             "use_karras_sigmas": True, "timestep_spacing": "linspace"}),
+    ("dpmpp_2m", "karras"): ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True,
+                                                             "timestep_spacing": "linspace"}),
 }
 
 

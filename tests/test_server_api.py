@@ -8,9 +8,9 @@ import json
 import pytest
 import pytest_asyncio
 from aiohttp import FormData
+from helpers import txt2img
 from PIL import Image
 
-from helpers import txt2img
 from latentgraph.server.app import create_app
 from latentgraph.server.history import History
 

@@ -8,9 +8,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import FormData
+from helpers import txt2img
 from PIL import Image
 
-from helpers import txt2img
 from latentgraph.server import app as server_app
 from latentgraph.server.app import create_app, serve
 from latentgraph.server.security import is_loopback

@@ -2,11 +2,10 @@
 sampler mid-way, and a failing node that leaves the server serving and the cache intact."""
 from __future__ import annotations
 
-
 import pytest
 import pytest_asyncio
-
 from helpers import txt2img
+
 from latentgraph.server.app import create_app
 
 pytestmark = pytest.mark.asyncio

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from diffusers.loaders.single_file_utils import (convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint,
-                                                 infer_diffusers_model_type)
+from diffusers.loaders.single_file_utils import (
+    convert_ldm_unet_checkpoint,
+    convert_ldm_vae_checkpoint,
+    infer_diffusers_model_type,
+)
 from helpers import read_png, txt2img
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 

@@ -8,11 +8,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from helpers import read_png, to_img2img, txt2img
 
 from latentgraph.graph.workflow import link
 from latentgraph.nodes.schedulers import SAMPLER_NAMES, check_pair
 from latentgraph.training import judge, shapes
-from helpers import read_png, to_img2img, txt2img
 
 MODEL = "tiny-shapes"
 JUDGED = ("background", "colour", "shape", "position", "size")  # those the prompt names

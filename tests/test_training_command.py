@@ -7,16 +7,16 @@ import json
 
 import pytest
 import torch
+from helpers import read_png, txt2img
 from safetensors.torch import load_file
+from sdxl_helpers import base_and_refiner
 
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
 from latentgraph.training import train_tiny
-from helpers import read_png, txt2img
-from sdxl_helpers import base_and_refiner
 
-TOY = ["--vae-steps", "3", "--position-steps", "3", "--unet-steps", "3", "--refiner-steps", "2", "--cache", "64", "--unet-batch", "4",
-       "--vae-batch", "4", "--ckpt-every", "2", "--eval-every", "1000"]
+TOY = ["--vae-steps", "3", "--position-steps", "3", "--unet-steps", "3", "--refiner-steps", "2", "--cache", "64",
+       "--unet-batch", "4", "--vae-batch", "4", "--ckpt-every", "2", "--eval-every", "1000"]
 
 
 def settings_for(tmp_path, models) -> Settings:

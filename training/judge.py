@@ -88,8 +88,8 @@ def table(s: dict) -> str:
     """A markdown table of a score() result."""
     cols = list(ATTRIBUTES) + ["all"]
     lines = ["| prompts | n | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|",
-             "| all | %d | " % s["n"] + " | ".join(f"{100 * s[c]:.0f}%" for c in cols) + " |"]
+             f"| all | {s['n']} | " + " | ".join(f"{100 * s[c]:.0f}%" for c in cols) + " |"]
     if "withheld_n" in s:
-        lines.append("| withheld pairs | %d | " % s["withheld_n"]
+        lines.append(f"| withheld pairs | {s['withheld_n']} | "
                      + " | ".join(f"{100 * s['withheld_' + c]:.0f}%" for c in cols) + " |")
     return "\n".join(lines)

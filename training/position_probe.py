@@ -85,7 +85,8 @@ def direct(pipe, steps: int = 1000, batch: int = 32, lr: float = 1e-3, fixed_col
         if step % every == 0 or step == steps:
             unet.eval(), te.eval()
             with torch.no_grad():
-                pred = unet(noise, t999, te(tokenize(tok, probe, "cpu"))[0].repeat(4, 1, 1)).sample.view(4, 2, 4, side, side)
+                hidden = te(tokenize(tok, probe, "cpu"))[0].repeat(4, 1, 1)
+                pred = unet(noise, t999, hidden).sample.view(4, 2, 4, side, side)
             moved = float((pred[:, 0] - pred[:, 1]).flatten(1).norm(dim=1).mean()) / true_diff
             out.append((step, loss.item(), moved))
             print(f"step {step}: loss {loss:.3f}, left->right moves the output {moved:.2f} of the true change",

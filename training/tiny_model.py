@@ -72,8 +72,8 @@ def build_text_encoder(tok: CLIPTokenizer, hidden: int = 64, layers: int = 2, he
 
 
 def build_vae(channels=(32, 64, 64)) -> AutoencoderKL:
-    """64x64 px -> 16x16x4 latents with 3 blocks (two downsamplings), 8x8x4 with 4. No mid-block attention: flat colours and
-    sharp edges need local detail, not global mixing, and it costs time."""
+    """64x64 px -> 16x16x4 latents with 3 blocks (two downsamplings), 8x8x4 with 4. No mid-block attention:
+    flat colours and sharp edges need local detail, not global mixing, and it costs time."""
     vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * len(channels),
                         up_block_types=("UpDecoderBlock2D",) * len(channels),
                         block_out_channels=tuple(channels), layers_per_block=1, latent_channels=4,

@@ -520,7 +520,8 @@ def load_model(c: dict, folder: str):
 def load_teacher(c: dict, run_folder: str):
     """The position teacher of another run (its checkpoint holds it once its position stage is done)."""
     state = torch.load(Path(run_folder) / "checkpoint.pt", weights_only=True, map_location="cpu")
-    done = state["stage"] == "unet" or (state["stage"] == "position" and state["step"] >= state["args"]["position_steps"])
+    done = state["stage"] == "unet" or (state["stage"] == "position"
+                                        and state["step"] >= state["args"]["position_steps"])
     if "position_unet" not in state["models"] or not done:
         raise SystemExit(f"--teacher-from {run_folder}: its checkpoint holds no finished position teacher")
     for k in ("position_unet", "position_te"):
