@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from latentgraph.graph.errors import InputError
 from latentgraph.graph.png_metadata import png_info
 from latentgraph.nodes import folders
-from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, STRING, Input, Output, node
+from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, MASK, STRING, Input, Output, node
 
 UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 
@@ -34,19 +34,51 @@ def from_pil(image: Image.Image, device) -> torch.Tensor:
     return torch.from_numpy(array.transpose(0, 3, 1, 2)).to(device)
 
 
-@node("LoadImage", category="image", description="Loads a picture from the input folder.",
-      inputs=[Input("image", COMBO, choices_from="input_images", image_upload=True, file_folder="input",
-                    tooltip="A file in the input folder (upload one in the editor).")],
-      outputs=[Output("IMAGE", IMAGE)])
-def load_image(ctx, image: str):
+def _open_input(ctx, image: str) -> Image.Image:
     path = folders.find_input_image(ctx.settings, image)
     if path is None:
         raise InputError("image", f"{image!r} is not in the input folder")
     try:
         with Image.open(path) as picture:
-            return (from_pil(ImageOps.exif_transpose(picture), ctx.device),)
+            picture = ImageOps.exif_transpose(picture)
+            picture.load()
+            return picture
     except (OSError, ValueError) as exc:  # the message names the file by its name, not the server's path
         raise InputError("image", f"{image!r} is not a readable image ({type(exc).__name__})") from None
+
+
+def _channel(picture: Image.Image, channel: str, device) -> torch.Tensor:
+    """One channel as a (1, height, width) mask. 'alpha' is inverted, as ComfyUI reads it: the
+    transparent part (erased in a paint program) is the part to repaint; no alpha means no mask."""
+    if channel == "alpha":
+        if "A" not in picture.getbands() and "transparency" not in picture.info:
+            return torch.zeros(1, picture.height, picture.width, device=device)
+        values = 1.0 - np.array(picture.convert("RGBA"))[..., 3].astype(np.float32) / 255.0
+    else:
+        values = np.array(picture.convert("RGB"))[..., "rgb".index(channel[0])].astype(np.float32) / 255.0
+    return torch.from_numpy(values)[None].to(device)
+
+
+@node("LoadImage", category="image",
+      description="Loads a picture from the input folder, and its transparent part as a mask (1 where the "
+                  "picture is transparent: the part to repaint).",
+      inputs=[Input("image", COMBO, choices_from="input_images", image_upload=True, file_folder="input",
+                    tooltip="A file in the input folder (upload one in the editor).")],
+      outputs=[Output("IMAGE", IMAGE), Output("MASK", MASK)])
+def load_image(ctx, image: str):
+    picture = _open_input(ctx, image)
+    return from_pil(picture, ctx.device), _channel(picture, "alpha", ctx.device)
+
+
+@node("LoadImageMask", category="mask",
+      description="Loads one channel of a picture in the input folder as a mask (1 = repaint). The alpha "
+                  "channel is inverted (transparent = repaint), as ComfyUI reads it.",
+      inputs=[Input("image", COMBO, choices_from="input_images", image_upload=True, file_folder="input",
+                    tooltip="A file in the input folder (upload one in the editor)."),
+              Input("channel", COMBO, default="alpha", choices=["alpha", "red", "green", "blue"])],
+      outputs=[Output("MASK", MASK)])
+def load_image_mask(ctx, image: str, channel: str):
+    return (_channel(_open_input(ctx, image), channel, ctx.device),)
 
 
 def _output_path(root: Path, prefix: str) -> tuple[Path, str]:

@@ -6,8 +6,9 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from latentgraph.graph.errors import InputError
 from latentgraph.nodes.image import both_zero, center_crop
-from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, LATENT, VAE, Input, Output, node
+from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, LATENT, MASK, VAE, Input, Output, node
 from latentgraph.nodes.values import Latent, VAEModel
 
 LATENT_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic"]
@@ -124,3 +125,19 @@ def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height
         samples = samples.replace(samples=cropped, dist=None, width=round(cropped.shape[-1] * factor),
                                   height=round(cropped.shape[-2] * factor))
     return (_resize_latent(samples, width, height, upscale_method),)
+
+
+@node("SetLatentNoiseMask", category="latent/inpaint",
+      description="Marks the part of a latent to repaint: a sampler then denoises only where the mask is 1 and "
+                  "puts the rest back from the original at each step, as diffusers' inpaint pipeline does with "
+                  "an ordinary (4-channel) model. The mask is binarized at 0.5 and resized to the latent.",
+      inputs=[Input("samples", LATENT, tooltip="Usually a VAEEncode of the picture to inpaint."),
+              Input("mask", MASK, tooltip="1 where to repaint (LoadImage's MASK: the transparent part).")],
+      outputs=[Output("LATENT", LATENT)])
+def set_latent_noise_mask(ctx, samples: Latent, mask: torch.Tensor):
+    height, width = mask.shape[-2:]
+    if height < samples.height or width < samples.width:
+        raise InputError("mask", f"the mask is {width}x{height} pixels, smaller than the latent's picture "
+                                 f"({samples.width}x{samples.height}): use a mask of the picture's size")
+    top, left = (height - samples.height) // 2, (width - samples.width) // 2  # as VAEEncode crops the picture
+    return (samples.replace(noise_mask=mask[..., top:top + samples.height, left:left + samples.width]),)

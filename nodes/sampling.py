@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 
 import torch
+import torch.nn.functional as F
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from diffusers.utils.torch_utils import randn_tensor
 
@@ -103,15 +104,18 @@ def guidance_batch(model: DiffusionModel, positive: Conditioning, negative: Cond
     return embeds, {"text_embeds": pooled, "time_ids": time_ids}, do_cfg
 
 
-def initial_samples(latent: Latent, model: DiffusionModel, generator: torch.Generator, device, dtype) -> torch.Tensor:
+def initial_samples(latent: Latent, model: DiffusionModel, generator: torch.Generator, device, dtype,
+                    inpaint: bool = False) -> torch.Tensor:
     """The clean latents an img2img start adds noise to. An encoded image is sampled from its
     distribution with the run's generator first, as diffusers' img2img `prepare_latents` does."""
     if latent.dist is not None:
         dist = DiagonalGaussianDistribution(latent.dist)
         samples = (dist.sample(generator) - latent.shift_factor) * latent.scaling_factor
-        # torch.cat, as diffusers, keeps the encoder's memory layout (repeat would not), and with
-        # it the convolution kernels the UNet picks and the last bits of its output.
-        samples = torch.cat([samples] * (latent.batch_size // samples.shape[0]), dim=0)
+        # torch.cat, as diffusers' img2img, keeps the encoder's memory layout, and with it the
+        # convolution kernels the UNet picks and the last bits of its output; its inpaint pipeline
+        # uses repeat, which does not.
+        copies = latent.batch_size // samples.shape[0]
+        samples = samples.repeat(copies, 1, 1, 1) if inpaint else torch.cat([samples] * copies, dim=0)
         return samples.to(device=device, dtype=dtype)
     if latent.samples is not None:
         return latent.samples.to(device=device, dtype=dtype)
@@ -160,10 +164,11 @@ def denoised_estimate(scheduler, output, noise_pred, t, sample) -> torch.Tensor:
 
 
 def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, embeds, added, do_cfg: bool, cfg: float,
-                 generator, finish: bool = False) -> torch.Tensor:
+                 generator, finish: bool = False, after_step=None) -> torch.Tensor:
     """The loop in diffusers' pipelines' `__call__`, with progress, previews and interrupts.
     `finish`: return the last step's denoised estimate instead of its still noisy result (ComfyUI's
-    full denoise of a range that stops before the end of the schedule)."""
+    full denoise of a range that stops before the end of the schedule). `after_step(i, latents)`
+    may change the latents after each step (inpainting)."""
     extra = step_kwargs(scheduler, generator)
     total = len(timesteps)
     for i, t in enumerate(timesteps):
@@ -180,6 +185,8 @@ def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, embe
             latents = denoised_estimate(scheduler, output, noise_pred, t, latents)
         else:
             latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
+        if after_step is not None:
+            latents = after_step(i, latents)
         ctx.progress(i + 1, total, preview=(lambda x=latents: model.previewer(x)) if model.previewer else None)
     if not torch.isfinite(latents).all():  # else it would be saved as a silently black picture
         raise InputError("sampler_name", "the sampler's result holds NaN or infinite values: try another sampler or "
@@ -222,7 +229,11 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
     timesteps = sched.timesteps[first:last]
     if hasattr(sched, "set_begin_index"):
         sched.set_begin_index(first)
-    if add_noise and first == 0 and latent_image.samples is None and latent_image.dist is None:
+    after_step = None
+    if latent_image.noise_mask is not None and add_noise:
+        latents, after_step = inpaint_start(latent_image, model, sched, timesteps, first, generator, device,
+                                            embeds.dtype)
+    elif add_noise and first == 0 and latent_image.samples is None and latent_image.dist is None:
         latents = randn_tensor(shape, generator=generator, device=device, dtype=embeds.dtype) * sched.init_noise_sigma
     else:
         latents = initial_samples(latent_image, model, generator, device, embeds.dtype)
@@ -232,8 +243,43 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
             noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=embeds.dtype)
             latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
     with adapters_active(model.unet, model.adapters):
-        latents = denoise_loop(ctx, model, sched, timesteps, latents, embeds, added, do_cfg, cfg, generator, finish)
+        latents = denoise_loop(ctx, model, sched, timesteps, latents, embeds, added, do_cfg, cfg, generator, finish,
+                               after_step)
     return latent_image.replace(samples=latents, dist=None)
+
+
+def latent_mask(mask: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    """A pixel mask at the latents' size, as diffusers' inpaint pipeline makes it: binarized at 0.5,
+    then resized by nearest neighbour."""
+    binary = (mask >= 0.5).to(torch.float32)[:, None]
+    return F.interpolate(binary, size=latents.shape[-2:]).to(device=latents.device, dtype=latents.dtype)
+
+
+def inpaint_start(latent: Latent, model: DiffusionModel, sched, timesteps, first: int, generator, device, dtype):
+    """Initial latents and the per-step blend of diffusers' StableDiffusionInpaintPipeline with a
+    4-channel UNet: after each step, the unmasked part is put back as the original latent noised
+    to the next step's level (clean after the last). The random draws come in the pipeline's order:
+    the image's latent, the noise, then one draw for the masked image that the pipeline also
+    encodes (unused by a 4-channel UNet, but it moves the generator that ancestral samplers use)."""
+    if timesteps.numel() == 0:
+        raise InputError("latent_image", "inpainting needs at least one step to denoise")
+    original = initial_samples(latent, model, generator, device, dtype, inpaint=True)
+    noise = randn_tensor(original.shape, generator=generator, device=device, dtype=dtype)
+    if latent.dist is not None:
+        randn_tensor((latent.dist.shape[0], latent.dist.shape[1] // 2, *latent.dist.shape[2:]), generator=generator,
+                     device=latent.dist.device, dtype=latent.dist.dtype)
+    mask = latent_mask(latent.noise_mask, original)
+    if first == 0:  # full denoise: pure noise, as the pipeline at strength 1
+        latents = noise * sched.init_noise_sigma
+    else:
+        latents = sched.add_noise(original, noise, timesteps[:1].repeat(original.shape[0]))
+
+    def blend(i: int, current: torch.Tensor) -> torch.Tensor:
+        kept = original
+        if i < len(timesteps) - 1:
+            kept = sched.add_noise(original, noise, torch.tensor([timesteps[i + 1]]))
+        return (1 - mask) * kept + mask * current
+    return latents, blend
 
 
 def ksampler(ctx, model: DiffusionModel, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,

@@ -93,6 +93,8 @@ class Latent:
     dist: torch.Tensor | None = None
     scaling_factor: float = 1.0
     shift_factor: float = 0.0
+    # SetLatentNoiseMask: only where this pixel mask is 1 is the latent repainted (inpainting)
+    noise_mask: torch.Tensor | None = None
 
     def replace(self, **changes) -> Latent:
         return dataclasses.replace(self, **changes)
