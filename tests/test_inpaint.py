@@ -1,6 +1,7 @@
 """Inpainting: LoadImage's MASK (the transparent part) -> SetLatentNoiseMask -> KSampler gives,
 bit for bit, what diffusers' StableDiffusionInpaintPipeline gives with the same modules (an ordinary
-4-channel UNet); masks from LoadImageMask; the unmasked part keeps the picture."""
+4-channel UNet), and for SDXL its StableDiffusionXLInpaintPipeline; masks from LoadImageMask; the
+unmasked part keeps the picture."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ import pytest
 import torch
 from helpers import read_png, to_img2img, txt2img
 from PIL import Image
+from sdxl_helpers import pipeline, scheduler_for, sdxl_executor, sdxl_models_dir, sdxl_settings, sdxl_txt2img  # noqa: F401
 from test_fidelity_sd15 import as_uint8, reference_pipeline
 
 from latentgraph.graph.errors import NodeError
@@ -90,3 +92,24 @@ def test_a_mask_smaller_than_the_picture_is_refused(executor, settings, start):
         executor.run(wf)
     assert refused.value.error.node_id == "masked" and refused.value.error.input == "mask"
 
+
+
+def test_sdxl_inpaint_equals_stable_diffusion_xl_inpaint_pipeline(sdxl_executor, sdxl_settings):  # noqa: F811
+    rng = np.random.default_rng(2)
+    rgba = np.concatenate([rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+                           np.full((32, 32, 1), 255, dtype=np.uint8)], axis=-1)
+    rgba[8:24, 4:20, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(sdxl_settings.input / "start.png")
+    wf = to_img2img(sdxl_txt2img(seed=4, steps=6), "start.png", 0.7)
+    wf["nodes"]["masked"] = {"type": "SetLatentNoiseMask", "inputs": {
+        "samples": {"node": "encode", "output": "LATENT"}, "mask": {"node": "load", "output": "MASK"}}}
+    wf["nodes"]["sampler"]["inputs"]["latent_image"] = {"node": "masked", "output": "LATENT"}
+    ours = read_png(sdxl_executor.run(wf).images[0]["path"])
+    pipe = pipeline(sdxl_executor, diffusers.StableDiffusionXLInpaintPipeline, "sdxl",
+                    scheduler_for(sdxl_executor, "sdxl", "EulerDiscreteScheduler", timestep_spacing="linspace"))
+    theirs = pipe("a large red circle", image=Image.fromarray(rgba[..., :3]),
+                  mask_image=Image.fromarray(((rgba[..., 3] == 0) * 255).astype(np.uint8)), strength=0.7,
+                  num_inference_steps=6, guidance_scale=6.5, height=32, width=32,
+                  generator=torch.Generator("cpu").manual_seed(4), output_type="np").images
+    assert ours.std() > 1
+    assert np.array_equal(ours, as_uint8(theirs)[0])
