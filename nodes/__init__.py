@@ -6,8 +6,8 @@ import importlib
 from latentgraph.nodes.spec import REGISTRY, NodeSpec
 
 # Modules that declare node types; imported on first use of the registry.
-NODE_MODULES = ("loaders", "lora", "conditioning", "conditioning_ops", "latent", "sampling", "image", "sdxl",
-                "advanced_sampling")
+NODE_MODULES = ("loaders", "lora", "conditioning", "conditioning_ops", "latent", "sampling", "image", "masks",
+                "sdxl", "advanced_sampling")
 
 
 def registry() -> dict[str, NodeSpec]:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.image import both_zero, center_crop
+from latentgraph.nodes.masks import grow
 from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, LATENT, MASK, VAE, Input, Output, node
 from latentgraph.nodes.values import Latent, VAEModel
 
@@ -141,3 +142,20 @@ def set_latent_noise_mask(ctx, samples: Latent, mask: torch.Tensor):
                                  f"({samples.width}x{samples.height}): use a mask of the picture's size")
     top, left = (height - samples.height) // 2, (width - samples.width) // 2  # as VAEEncode crops the picture
     return (samples.replace(noise_mask=mask[..., top:top + samples.height, left:left + samples.width]),)
+
+
+@node("VAEEncodeForInpaint", category="latent/inpaint",
+      description="Encodes a picture for inpainting at full denoise: the mask, grown by grow_mask_by pixels, is "
+                  "painted grey in the picture before encoding, so nothing of the old content shows through, and "
+                  "set as the latent's noise mask (as SetLatentNoiseMask).",
+      inputs=[Input("pixels", IMAGE), Input("vae", VAE), Input("mask", MASK),
+              Input("grow_mask_by", INT, default=6, min=0, max=64, step=1)],
+      outputs=[Output("LATENT", LATENT)])
+def vae_encode_for_inpaint(ctx, pixels: torch.Tensor, vae: VAEModel, mask: torch.Tensor, grow_mask_by: int):
+    if mask.shape[-2:] != pixels.shape[-2:]:
+        raise InputError("mask", f"the mask is {mask.shape[-1]}x{mask.shape[-2]} pixels and the picture "
+                                 f"{pixels.shape[-1]}x{pixels.shape[-2]}: they must be the same size")
+    grown = grow((mask >= 0.5).to(pixels.dtype), grow_mask_by)
+    grey = (pixels - 0.5) * (1 - grown[:, None]) + 0.5
+    (latent,) = vae_encode(ctx, grey, vae)
+    return set_latent_noise_mask(ctx, latent, grown)

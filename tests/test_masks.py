@@ -1,0 +1,75 @@
+"""Mask nodes (InvertMask, GrowMask, ImageToMask, MaskToImage) and VAEEncodeForInpaint."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from helpers import read_png, to_img2img, txt2img
+from PIL import Image
+
+from latentgraph.graph.errors import NodeError
+from latentgraph.nodes.latent import set_latent_noise_mask, vae_encode, vae_encode_for_inpaint
+from latentgraph.nodes.masks import grow, grow_mask, image_to_mask, invert_mask, mask_to_image
+
+
+def square(size=16, lo=6, hi=10) -> torch.Tensor:
+    mask = torch.zeros(1, size, size)
+    mask[:, lo:hi, lo:hi] = 1
+    return mask
+
+
+def test_grow_and_shrink():
+    mask = square()
+    (grown,) = grow_mask(None, mask, 2, False)
+    assert torch.equal(grown, square(lo=4, hi=12))  # a square grows by 2 on every side
+    (tapered,) = grow_mask(None, mask, 2, True)
+    assert tapered[0, 4, 4] == 0 and tapered[0, 4, 6] == 1 and tapered.sum() < grown.sum()  # corners cut
+    (shrunk,) = grow_mask(None, square(lo=4, hi=12), -2, False)
+    assert torch.equal(shrunk, mask)
+    assert torch.equal(grow(mask, 0), mask)
+
+
+def test_invert_and_conversions():
+    mask = square()
+    assert torch.equal(invert_mask(None, mask)[0], 1 - mask)
+    (image,) = mask_to_image(None, mask)
+    assert image.shape == (1, 3, 16, 16) and torch.equal(image[:, 1], mask)
+    rgb = torch.rand(1, 3, 16, 16)
+    assert torch.equal(image_to_mask(None, rgb, "blue")[0], rgb[:, 2])
+
+
+def test_vae_encode_for_inpaint_greys_the_grown_mask_and_sets_it(executor):
+    executor.run(txt2img(steps=1))
+    ((_, _, vae),) = executor.loaded_models()
+    ctx = SimpleNamespace()
+    pixels = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 20:30, 20:30] = 1
+    (latent,) = vae_encode_for_inpaint(ctx, pixels, vae, mask, 4)
+    grown = square(64, 16, 34)
+    grey = pixels.clone()
+    grey[:, :, 16:34, 16:34] = 0.5
+    (expected,) = set_latent_noise_mask(ctx, vae_encode(ctx, grey, vae)[0], grown)
+    assert torch.equal(latent.noise_mask, grown)
+    assert torch.equal(latent.dist, expected.dist)
+
+
+def test_vae_encode_for_inpaint_in_a_graph(executor, settings):
+    rgba = np.full((64, 64, 4), 255, dtype=np.uint8)
+    rgba[..., :3] = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    rgba[20:40, 20:40, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(settings.input / "hole.png")
+    wf = to_img2img(txt2img(seed=2, steps=6), "hole.png", 1.0)
+    wf["nodes"]["encode"] = {"type": "VAEEncodeForInpaint", "inputs": {
+        "pixels": {"node": "load", "output": "IMAGE"}, "vae": {"node": "ckpt", "output": "VAE"},
+        "mask": {"node": "load", "output": "MASK"}, "grow_mask_by": 6}}
+    image = read_png(executor.run(wf).images[0]["path"])
+    assert image.shape == (64, 64, 3) and image.std() > 1
+    Image.new("L", (32, 32), 255).save(settings.input / "small.png")
+    wf["nodes"]["small"] = {"type": "LoadImageMask", "inputs": {"image": "small.png", "channel": "red"}}
+    wf["nodes"]["encode"]["inputs"]["mask"] = {"node": "small", "output": "MASK"}
+    with pytest.raises(NodeError) as refused:
+        executor.run(wf)
+    assert refused.value.error.node_id == "encode" and refused.value.error.input == "mask"
