@@ -1,4 +1,6 @@
-"""Conditioning arithmetic, as ComfyUI's nodes of the same names: blend, join, zero."""
+"""Conditioning arithmetic, as ComfyUI's nodes of the same names: blend, join, zero, combine, and
+limit to part of the sampling. A node that changes a conditioning changes each of its combined
+prompts (`Conditioning.also`) alike."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,7 +29,10 @@ def _same_width(to: Conditioning, other: Conditioning, name: str) -> None:
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def conditioning_average(ctx, conditioning_to: Conditioning, conditioning_from: Conditioning,
                          conditioning_to_strength: float):
-    to, other, s = conditioning_to, conditioning_from, conditioning_to_strength
+    return (_average(conditioning_to, conditioning_from, conditioning_to_strength),)
+
+
+def _average(to: Conditioning, other: Conditioning, s: float) -> Conditioning:
     _same_width(to, other, "conditioning_from")
     length = to.embeds.shape[1]
     mixed = other.embeds[:, :length].to(to.embeds)
@@ -35,8 +40,9 @@ def conditioning_average(ctx, conditioning_to: Conditioning, conditioning_from: 
     pooled = to.pooled
     if to.pooled is not None and other.pooled is not None:
         pooled = to.pooled * s + other.pooled.to(to.pooled) * (1 - s)
-    return (dataclasses.replace(to, embeds=to.embeds * s + mixed * (1 - s), pooled=pooled,
-                                empty_prompt=to.empty_prompt and s == 1.0),)
+    return dataclasses.replace(to, embeds=to.embeds * s + mixed * (1 - s), pooled=pooled,
+                               empty_prompt=to.empty_prompt and s == 1.0,
+                               also=tuple(_average(a, other, s) for a in to.also))
 
 
 @node("ConditioningConcat", category="conditioning",
@@ -45,10 +51,13 @@ def conditioning_average(ctx, conditioning_to: Conditioning, conditioning_from: 
       inputs=[Input("conditioning_to", CONDITIONING), Input("conditioning_from", CONDITIONING)],
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def conditioning_concat(ctx, conditioning_to: Conditioning, conditioning_from: Conditioning):
-    to, other = conditioning_to, conditioning_from
-    _same_width(to, other, "conditioning_from")
+    _same_width(conditioning_to, conditioning_from, "conditioning_from")
+    return (_concat(conditioning_to, conditioning_from),)
+
+
+def _concat(to: Conditioning, other: Conditioning) -> Conditioning:
     embeds = torch.cat([to.embeds, other.embeds.to(to.embeds)], dim=1)
-    return (dataclasses.replace(to, embeds=embeds, empty_prompt=False),)
+    return dataclasses.replace(to, embeds=embeds, empty_prompt=False, also=tuple(_concat(a, other) for a in to.also))
 
 
 @node("ConditioningZeroOut", category="advanced/conditioning",
@@ -57,6 +66,43 @@ def conditioning_concat(ctx, conditioning_to: Conditioning, conditioning_from: C
       inputs=[Input("conditioning", CONDITIONING)],
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def conditioning_zero_out(ctx, conditioning: Conditioning):
-    pooled = None if conditioning.pooled is None else torch.zeros_like(conditioning.pooled)
-    return (dataclasses.replace(conditioning, embeds=torch.zeros_like(conditioning.embeds), pooled=pooled,
-                                empty_prompt=False),)
+    return (_zeros(conditioning),)
+
+
+def _zeros(c: Conditioning) -> Conditioning:
+    pooled = None if c.pooled is None else torch.zeros_like(c.pooled)
+    return dataclasses.replace(c, embeds=torch.zeros_like(c.embeds), pooled=pooled, empty_prompt=False,
+                               also=tuple(_zeros(a) for a in c.also))
+
+
+@node("ConditioningCombine", category="conditioning",
+      description="Uses both prompts: at each step the sampler predicts with each and averages the predictions "
+                  "(unlike ConditioningAverage, which blends the text embeddings into one prompt).",
+      inputs=[Input("conditioning_1", CONDITIONING), Input("conditioning_2", CONDITIONING)],
+      outputs=[Output("CONDITIONING", CONDITIONING)])
+def conditioning_combine(ctx, conditioning_1: Conditioning, conditioning_2: Conditioning):
+    _same_width(conditioning_1, conditioning_2, "conditioning_2")
+    return (dataclasses.replace(conditioning_1, also=conditioning_1.also + (conditioning_2,)),)
+
+
+def _in_range(c: Conditioning, start: float, end: float) -> Conditioning:
+    return dataclasses.replace(c, timestep_range=(start, end), also=tuple(_in_range(a, start, end) for a in c.also))
+
+
+def _start_before_end(values: dict) -> list[tuple[str, str]]:
+    start, end = values.get("start"), values.get("end")
+    if isinstance(start, (int, float)) and isinstance(end, (int, float)) and end < start:
+        return [("end", f"end {end} is before start {start}")]
+    return []
+
+
+@node("ConditioningSetTimestepRange", category="advanced/conditioning",
+      description="Lets the prompt act only from `start` to `end` of the sampling (0 = the noisiest end, 1 = the "
+                  "cleanest, over the model's 1000 noise levels). Combine prompts with ranges that together "
+                  "cover 0 to 1, e.g. one for the layout (0 to 0.4) and one for the details (0.4 to 1).",
+      inputs=[Input("conditioning", CONDITIONING),
+              Input("start", FLOAT, default=0.0, min=0.0, max=1.0, step=0.001),
+              Input("end", FLOAT, default=1.0, min=0.0, max=1.0, step=0.001)],
+      outputs=[Output("CONDITIONING", CONDITIONING)], check=_start_before_end)
+def conditioning_set_timestep_range(ctx, conditioning: Conditioning, start: float, end: float):
+    return (_in_range(conditioning, start, end),)

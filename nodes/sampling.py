@@ -90,18 +90,60 @@ def guidance_batch(model: DiffusionModel, positive: Conditioning, negative: Cond
     """(encoder_hidden_states, added_cond_kwargs, do_cfg) for a batch, unconditional half first."""
     do_cfg = cfg > 1.0  # as diffusers: guidance_scale <= 1 runs the positive prompt alone
     conds = [(negative, True), (positive, False)] if do_cfg else [(positive, False)]
+    return *guidance_rows(model, conds, batch, size, device, dtype), do_cfg
+
+
+def guidance_rows(model: DiffusionModel, conds: list[tuple[Conditioning, bool]], batch: int,
+                  size: tuple[int, int], device, dtype):
+    """(encoder_hidden_states, added_cond_kwargs) with `batch` rows per (conditioning, is negative)."""
     for cond, neg in conds:
         _check_conditioning(model, cond, "negative" if neg else "positive")
     halves = [(_guidance_tensors(model, c, neg), c, neg) for c, neg in conds]
     sequences = prompt_weights.pad_to_common_length([e for (e, _), _, _ in halves])  # long prompts
     embeds = torch.cat([e.to(device=device, dtype=dtype).repeat(batch // e.shape[0] or 1, 1, 1) for e in sequences])
     if model.family not in SDXL_FAMILIES:
-        return embeds, None, do_cfg
+        return embeds, None
     pooled = torch.cat([p.to(device=device, dtype=dtype).repeat(batch // p.shape[0] or 1, 1)
                         for (_, p), _, _ in halves])
     time_ids = torch.cat([torch.tensor([_time_ids(c, model, size, neg)], dtype=dtype).to(device).repeat(batch, 1)
                           for _, c, neg in halves])
-    return embeds, {"text_embeds": pooled, "time_ids": time_ids}, do_cfg
+    return embeds, {"text_embeds": pooled, "time_ids": time_ids}
+
+
+def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: Conditioning, cfg: float,
+                       batch: int, size: tuple[int, int], device, dtype):
+    """`predict(scheduler, latents, t)` for conditionings of several prompts (ConditioningCombine) or
+    with timestep ranges, as ComfyUI samples them: the predictions of the prompts active at the step
+    are averaged, on each side of the guidance. None where each side is one prompt for all steps."""
+    do_cfg = cfg > 1.0
+    negatives = negative.entries() if do_cfg else []
+    positives = positive.entries()
+    everything = negatives + positives
+    if len(negatives) <= 1 and len(positives) == 1 and all(c.timestep_range is None for c in everything):
+        return None
+    embeds, added = guidance_rows(model, [(c, True) for c in negatives] + [(c, False) for c in positives],
+                                  batch, size, device, dtype)
+
+    def predict(scheduler, latents, t):
+        active = {side: [i for i, c in enumerate(everything) if (i < len(negatives)) == side and c.active_at(t)]
+                  for side in (True, False)}
+        for side, name in ((False, "positive"), (True, "negative")):
+            if not active[side] and (do_cfg or not side):
+                raise InputError(name, f"no prompt of this conditioning acts at timestep {float(t):.0f}: give "
+                                       "ConditioningSetTimestepRange ranges that cover 0 to 1 together")
+        rows = active[True] + active[False]
+        index = torch.cat([torch.arange(r * batch, (r + 1) * batch) for r in rows]).to(device)
+        model_input = scheduler.scale_model_input(torch.cat([latents] * len(rows)), t)
+        out = model.unet(model_input, t, encoder_hidden_states=embeds[index], timestep_cond=None,
+                         cross_attention_kwargs=None,
+                         added_cond_kwargs={k: v[index] for k, v in added.items()} if added else None,
+                         return_dict=False)[0].chunk(len(rows))
+        cond = torch.stack(out[len(active[True]):]).mean(0)
+        if not do_cfg:
+            return cond
+        uncond = torch.stack(out[:len(active[True])]).mean(0)
+        return uncond + cfg * (cond - uncond)
+    return predict
 
 
 def initial_samples(latent: Latent, model: DiffusionModel, generator: torch.Generator, device, dtype,
@@ -164,22 +206,26 @@ def denoised_estimate(scheduler, output, noise_pred, t, sample) -> torch.Tensor:
 
 
 def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, embeds, added, do_cfg: bool, cfg: float,
-                 generator, finish: bool = False, after_step=None) -> torch.Tensor:
+                 generator, finish: bool = False, after_step=None, predict=None) -> torch.Tensor:
     """The loop in diffusers' pipelines' `__call__`, with progress, previews and interrupts.
     `finish`: return the last step's denoised estimate instead of its still noisy result (ComfyUI's
     full denoise of a range that stops before the end of the schedule). `after_step(i, latents)`
-    may change the latents after each step (inpainting)."""
+    may change the latents after each step (inpainting). `predict(scheduler, latents, t)` replaces the
+    guided prediction (combined prompts)."""
     extra = step_kwargs(scheduler, generator)
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         ctx.check_interrupt()
-        model_input = torch.cat([latents] * 2) if do_cfg else latents
-        model_input = scheduler.scale_model_input(model_input, t)
-        noise_pred = model.unet(model_input, t, encoder_hidden_states=embeds, timestep_cond=None,
-                                cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
-        if do_cfg:
-            uncond, cond = noise_pred.chunk(2)
-            noise_pred = uncond + cfg * (cond - uncond)
+        if predict is not None:
+            noise_pred = predict(scheduler, latents, t)
+        else:
+            model_input = torch.cat([latents] * 2) if do_cfg else latents
+            model_input = scheduler.scale_model_input(model_input, t)
+            noise_pred = model.unet(model_input, t, encoder_hidden_states=embeds, timestep_cond=None,
+                                    cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
+            if do_cfg:
+                uncond, cond = noise_pred.chunk(2)
+                noise_pred = uncond + cfg * (cond - uncond)
         if finish and i == total - 1:
             output = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
             latents = denoised_estimate(scheduler, output, noise_pred, t, latents)
@@ -226,6 +272,8 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
     shape = latent_shape(latent_image, model)
     embeds, added, do_cfg = guidance_batch(model, positive, negative, cfg, shape[0], pixel_size(model, shape),
                                            device, model.dtype)
+    predict = combined_predictor(model, positive, negative, cfg, shape[0], pixel_size(model, shape), device,
+                                 model.dtype)
     timesteps = sched.timesteps[first:last]
     if hasattr(sched, "set_begin_index"):
         sched.set_begin_index(first)
@@ -244,7 +292,7 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
             latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
     with adapters_active(model.unet, model.adapters):
         latents = denoise_loop(ctx, model, sched, timesteps, latents, embeds, added, do_cfg, cfg, generator, finish,
-                               after_step)
+                               after_step, predict)
     return latent_image.replace(samples=latents, dist=None)
 
 

@@ -74,6 +74,21 @@ class Conditioning:
     # For the SDXL refiner: the aesthetic score put into time ids derived from the latent size.
     aesthetic_score: float | None = None
     empty_prompt: bool = False
+    # ConditioningCombine: further prompts; the sampler averages their predictions with this one's.
+    also: tuple[Conditioning, ...] = ()
+    # ConditioningSetTimestepRange: (start, end) of sampling where this prompt acts, 0 = the noisiest.
+    timestep_range: tuple[float, float] | None = None
+
+    def entries(self) -> list[Conditioning]:
+        """This prompt and the ones combined with it, one by one."""
+        return [dataclasses.replace(self, also=())] + [e for other in self.also for e in other.entries()]
+
+    def active_at(self, t: float) -> bool:
+        """Whether this prompt acts at UNet timestep t (999 = the noisiest)."""
+        if self.timestep_range is None:
+            return True
+        start, end = self.timestep_range
+        return (1 - end) * 999 <= float(t) <= (1 - start) * 999
 
 
 @dataclass(frozen=True, eq=False)

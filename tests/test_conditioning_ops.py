@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import read_png, txt2img
 
-from latentgraph.graph.errors import InputError
+from latentgraph.graph.errors import InputError, NodeError, WorkflowInvalid
 from latentgraph.nodes.conditioning import encode
 from latentgraph.nodes.conditioning_ops import conditioning_average, conditioning_concat, conditioning_zero_out
 from latentgraph.nodes.values import Conditioning
@@ -117,3 +117,71 @@ def test_comfyui_api_workflow_with_these_nodes_and_weights_runs_as_ours(executor
     ours_wf = with_ops(strength=0.5, zero_negative=True)
     ours_wf["nodes"]["pos"]["inputs"]["text"] = "a large (red:1.2) circle"
     assert np.array_equal(theirs, read_png(executor.run(ours_wf).images[0]["path"]))
+
+
+def combined(first: dict, second: dict) -> dict:
+    """txt2img whose positive is ConditioningCombine of two prompts, each maybe limited to a range."""
+    wf = txt2img(prompt=first["text"], negative="green", seed=5)
+    nodes = wf["nodes"]
+    nodes["two"] = {"type": "CLIPTextEncode", "inputs": {"text": second["text"],
+                                                         "clip": {"node": "ckpt", "output": "CLIP"}}}
+    sources = []
+    for name, spec in (("pos", first), ("two", second)):
+        source = {"node": name, "output": "CONDITIONING"}
+        if "range" in spec:
+            nodes[name + "_range"] = {"type": "ConditioningSetTimestepRange", "inputs": {
+                "conditioning": source, "start": spec["range"][0], "end": spec["range"][1]}}
+            source = {"node": name + "_range", "output": "CONDITIONING"}
+        sources.append(source)
+    nodes["both"] = {"type": "ConditioningCombine", "inputs": {"conditioning_1": sources[0],
+                                                               "conditioning_2": sources[1]}}
+    nodes["sampler"]["inputs"]["positive"] = {"node": "both", "output": "CONDITIONING"}
+    return wf
+
+
+def test_combine_averages_the_guided_predictions(executor, clip):
+    from latentgraph.nodes.conditioning_ops import conditioning_combine
+    from latentgraph.nodes.sampling import combined_predictor, guidance_batch
+
+    ((model, _, _),) = executor.loaded_models()
+    red, blue, neg = (encode(clip, t) for t in ("a red circle", "a blue square", "green"))
+    (both,) = conditioning_combine(None, red, blue)
+    scheduler = diffusers.EulerDiscreteScheduler.from_config(model.scheduler_config)
+    scheduler.set_timesteps(10)
+    t = scheduler.timesteps[3]
+    latents = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(1))
+
+    def guided(positive):
+        embeds, _, _ = guidance_batch(model, positive, neg, 6.0, 1, (64, 64), "cpu", torch.float32)
+        with torch.no_grad():
+            model_input = scheduler.scale_model_input(torch.cat([latents] * 2), t)
+            uncond, cond = model.unet(model_input, t, encoder_hidden_states=embeds).sample.chunk(2)
+        return uncond + 6.0 * (cond - uncond)
+    predict = combined_predictor(model, both, neg, 6.0, 1, (64, 64), "cpu", torch.float32)
+    with torch.no_grad():
+        ours = predict(scheduler, latents, t)
+    torch.testing.assert_close(ours, (guided(red) + guided(blue)) / 2, atol=1e-5, rtol=1e-4)
+    assert combined_predictor(model, red, neg, 6.0, 1, (64, 64), "cpu", torch.float32) is None
+
+
+def test_timestep_ranges_switch_prompts(executor):
+    image = lambda wf: read_png(executor.run(wf).images[0]["path"])  # noqa: E731
+    plain = image(with_ops())  # "a large red circle", negative "green", seed 5
+    whole = combined({"text": "a large red circle", "range": (0.0, 1.0)},
+                     {"text": "a large red circle", "range": (0.0, 1.0)})
+    assert np.abs(image(whole).astype(int) - plain.astype(int)).max() <= 1  # the same prompt twice
+    red_then_blue = image(combined({"text": "a large red circle", "range": (0.0, 0.5)},
+                                   {"text": "a small blue square", "range": (0.5, 1.0)}))
+    blue = image(combined({"text": "a small blue square"}, {"text": "a small blue square"}))
+    assert (red_then_blue != plain).any() and (red_then_blue != blue).any()
+
+
+def test_a_gap_in_the_ranges_is_refused_naming_positive(executor):
+    wf = combined({"text": "a red circle", "range": (0.0, 0.3)}, {"text": "a blue square", "range": (0.6, 1.0)})
+    with pytest.raises(NodeError) as refused:
+        executor.run(wf)
+    assert refused.value.error.node_id == "sampler" and refused.value.error.input == "positive"
+    wf = combined({"text": "a red circle", "range": (0.6, 0.3)}, {"text": "a blue square"})
+    with pytest.raises(WorkflowInvalid) as invalid:
+        executor.run(wf)
+    assert any(e.node_id == "pos_range" and e.input == "end" for e in invalid.value.errors)
