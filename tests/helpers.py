@@ -41,3 +41,13 @@ def to_img2img(workflow: dict, image: str, denoise: float) -> dict:
                                                         "vae": {"node": "ckpt", "output": "VAE"}}}
     nodes["sampler"]["inputs"].update(latent_image={"node": "encode", "output": "LATENT"}, denoise=denoise)
     return workflow
+
+
+def picture_with_hole(path, size: int, rows: slice, columns: slice, seed: int) -> np.ndarray:
+    """A noisy RGBA picture, opaque but for a transparent rectangle (LoadImage's MASK: the part to
+    repaint), saved at `path`. Returns its pixels."""
+    rgba = np.full((size, size, 4), 255, dtype=np.uint8)
+    rgba[..., :3] = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    rgba[rows, columns, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(path)
+    return rgba

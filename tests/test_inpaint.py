@@ -10,7 +10,7 @@ import diffusers
 import numpy as np
 import pytest
 import torch
-from helpers import read_png, to_img2img, txt2img
+from helpers import picture_with_hole, read_png, to_img2img, txt2img
 from PIL import Image
 from sdxl_helpers import pipeline, scheduler_for, sdxl_executor, sdxl_models_dir, sdxl_settings, sdxl_txt2img  # noqa: F401
 from test_fidelity_sd15 import as_uint8, reference_pipeline
@@ -23,11 +23,7 @@ HOLE = (slice(16, 48), slice(8, 40))  # rows, columns of the part to repaint
 @pytest.fixture
 def start(settings) -> Image.Image:
     """A noisy RGB picture whose alpha is 0 (transparent) in HOLE, saved as start.png."""
-    rng = np.random.default_rng(1)
-    rgba = np.concatenate([rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
-                           np.full((64, 64, 1), 255, dtype=np.uint8)], axis=-1)
-    rgba[HOLE[0], HOLE[1], 3] = 0
-    Image.fromarray(rgba, "RGBA").save(settings.input / "start.png")
+    rgba = picture_with_hole(settings.input / "start.png", 64, *HOLE, seed=1)
     return Image.fromarray(rgba[..., :3])
 
 
@@ -95,11 +91,7 @@ def test_a_mask_smaller_than_the_picture_is_refused(executor, settings, start):
 
 
 def test_sdxl_inpaint_equals_stable_diffusion_xl_inpaint_pipeline(sdxl_executor, sdxl_settings):  # noqa: F811
-    rng = np.random.default_rng(2)
-    rgba = np.concatenate([rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
-                           np.full((32, 32, 1), 255, dtype=np.uint8)], axis=-1)
-    rgba[8:24, 4:20, 3] = 0
-    Image.fromarray(rgba, "RGBA").save(sdxl_settings.input / "start.png")
+    rgba = picture_with_hole(sdxl_settings.input / "start.png", 32, slice(8, 24), slice(4, 20), seed=2)
     wf = to_img2img(sdxl_txt2img(seed=4, steps=6), "start.png", 0.7)
     wf["nodes"]["masked"] = {"type": "SetLatentNoiseMask", "inputs": {
         "samples": {"node": "encode", "output": "LATENT"}, "mask": {"node": "load", "output": "MASK"}}}

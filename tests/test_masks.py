@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
-from helpers import read_png, to_img2img, txt2img
+from helpers import picture_with_hole, read_png, to_img2img, txt2img
 from PIL import Image
 
 from latentgraph.graph.errors import NodeError
@@ -57,10 +56,7 @@ def test_vae_encode_for_inpaint_greys_the_grown_mask_and_sets_it(executor):
 
 
 def test_vae_encode_for_inpaint_in_a_graph(executor, settings):
-    rgba = np.full((64, 64, 4), 255, dtype=np.uint8)
-    rgba[..., :3] = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    rgba[20:40, 20:40, 3] = 0
-    Image.fromarray(rgba, "RGBA").save(settings.input / "hole.png")
+    picture_with_hole(settings.input / "hole.png", 64, slice(20, 40), slice(20, 40), seed=3)
     wf = to_img2img(txt2img(seed=2, steps=6), "hole.png", 1.0)
     wf["nodes"]["encode"] = {"type": "VAEEncodeForInpaint", "inputs": {
         "pixels": {"node": "load", "output": "IMAGE"}, "vae": {"node": "ckpt", "output": "VAE"},
