@@ -5,13 +5,14 @@ import dataclasses
 
 import torch
 
-from latentgraph.nodes import prompt_weights
+from latentgraph.nodes import folders, prompt_weights
+from latentgraph.nodes.embeddings import Embeddings, token_embedding
 from latentgraph.nodes.lora import clip_adapters
 from latentgraph.nodes.spec import CLIP, CONDITIONING, INT, STRING, Input, Output, node
 from latentgraph.nodes.values import Conditioning, TextEncoder
 
 
-def encode_sd15(clip: TextEncoder, text: str, device) -> Conditioning:
+def encode_sd15(clip: TextEncoder, text: str, device, found: Embeddings | None = None) -> Conditioning:
     """The last hidden state of the CLIP text model for the prompt padded to the tokenizer's length
     (`StableDiffusionPipeline.encode_prompt`); weights and longer prompts as `prompt_weights` reads them."""
     tokenizer, encoder = clip.tokenizers[0], clip.encoders[0]
@@ -19,8 +20,10 @@ def encode_sd15(clip: TextEncoder, text: str, device) -> Conditioning:
 
     def run(input_ids, mask):
         return _last_layers(clip, encoder, input_ids, mask if use_mask else None), None
+    layer = token_embedding(encoder)
+    vectors = (lambda name: found.vectors(name, layer.embedding_dim)) if found else None  # noqa: E731
     with clip_adapters(clip):
-        embeds, _ = prompt_weights.encode(tokenizer, text, run, device)
+        embeds, _ = prompt_weights.encode(tokenizer, text, run, device, vectors=vectors, token_embedding=layer)
     return Conditioning(embeds=embeds.to(dtype=encoder.dtype, device=device), empty_prompt=text == "")
 
 
@@ -34,11 +37,12 @@ def _last_layers(clip: TextEncoder, encoder, input_ids, mask):
     return final_layer_norm(hidden[-1][-(clip.clip_skip + 1)])
 
 
-def encode(clip: TextEncoder, text: str) -> Conditioning:
+def encode(clip: TextEncoder, text: str, found: Embeddings | None = None) -> Conditioning:
+    """`found`: the embedding files `embedding:name` may name."""
     if clip.family == "sd15":
-        return encode_sd15(clip, text, clip.encoders[0].device)
+        return encode_sd15(clip, text, clip.encoders[0].device, found)
     from latentgraph.nodes import sdxl  # SDXL's two encoders
-    return sdxl.encode(clip, text)
+    return sdxl.encode(clip, text, found)
 
 
 @node("CLIPTextEncode", category="conditioning",
@@ -46,12 +50,13 @@ def encode(clip: TextEncoder, text: str) -> Conditioning:
                   "conditioning whose size conditioning follows the latent being sampled.",
       inputs=[Input("text", STRING, default="", multiline=True,
                     tooltip="The prompt. (words:1.3) weighs words up or down, (words) is 1.1; \\( and \\) are "
-                            "literal. Past 75 tokens it goes on in a further window of the text encoder."),
+                            "literal; embedding:name uses models/embeddings/name.safetensors. Past 75 tokens it "
+                            "goes on in a further window of the text encoder."),
               Input("clip", CLIP, tooltip="The text encoder (from a checkpoint loader).")],
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def clip_text_encode(ctx, text: str, clip: TextEncoder):
     with torch.inference_mode():
-        return (encode(clip, text),)
+        return (encode(clip, text, Embeddings(folders.list_embeddings(ctx.settings))),)
 
 
 @node("CLIPSetLastLayer", category="conditioning",

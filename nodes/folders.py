@@ -108,6 +108,20 @@ def list_vaes(settings: Settings, include_pickles: bool = False) -> dict[str, Pa
     return found
 
 
+def list_embeddings(settings: Settings) -> dict[str, Path]:
+    """Textual inversion name -> path: .safetensors files in models/embeddings (ComfyUI's folder),
+    by name with and without the extension."""
+    root = settings.models / "embeddings"
+    if not root.is_dir():
+        return {}
+    found = {}
+    for p in sorted(root.rglob("*.safetensors")):
+        rel = p.relative_to(root)
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+            found[rel.as_posix()] = found[rel.with_suffix("").as_posix()] = p
+    return found
+
+
 CHOICE_SOURCES = {
     "checkpoints": lambda settings: sorted(list_checkpoints(settings, include_pickles=True)),
     "input_images": list_input_images,

@@ -15,6 +15,8 @@ import re
 
 import torch
 
+from latentgraph.nodes import embeddings
+
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 
@@ -71,44 +73,65 @@ def _parse(text: str, weight: float, out: list) -> None:
         i = end + 1
 
 
-def token_weights(tokenizer, text: str) -> list[tuple[int, float]]:
-    """The prompt's token ids (no start/end tokens), each with its weight."""
-    ids: list[tuple[int, float]] = []
+def token_weights(tokenizer, text: str, vectors=None) -> list[tuple[int, float, torch.Tensor | None]]:
+    """The prompt's tokens (no start/end tokens): (id, weight, None), or for the vectors of an
+    `embedding:name`, (a placeholder id, weight, vector); `vectors(name)` gives those."""
+    tokens: list[tuple[int, float, torch.Tensor | None]] = []
     for piece, weight in parse(text):
-        ids += [(i, weight) for i in tokenizer(piece, add_special_tokens=False, verbose=False).input_ids]
-    return ids
+        for k, part in enumerate(re.split(embeddings.PATTERN, piece)):
+            if k % 2:  # the name of an embedding
+                tokens += [(tokenizer.bos_token_id, weight, v) for v in (vectors or _none)(part)]
+            elif part:
+                ids = tokenizer(part, add_special_tokens=False, verbose=False).input_ids
+                tokens += [(i, weight, None) for i in ids]
+    return tokens
 
 
-def windows(tokenizer, text: str, at_least: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(input ids, attention mask, weights), one row per window of the tokenizer's length: start
-    token, up to length-2 of the prompt's tokens, end token, padding (as the tokenizer pads).
-    Windows past the prompt's end, up to `at_least`, hold the empty prompt."""
+def _none(name: str):
+    return embeddings.Embeddings({}).vectors(name, 0)
+
+
+def windows(tokenizer, text: str, at_least: int = 1, vectors=None):
+    """(input ids, attention mask, weights, injected vectors), one row per window of the tokenizer's
+    length: start token, up to length-2 of the prompt's tokens, end token, padding (as the
+    tokenizer pads). Windows past the prompt's end, up to `at_least`, hold the empty prompt.
+    Embedding vectors come as (window, position, vector); their ids are placeholders (the start
+    token's id, which neither the end-of-text nor the pooled-output lookup takes for the end)."""
     size = tokenizer.model_max_length
-    tokens, per_window = token_weights(tokenizer, text), size - 2
-    ids, mask, weights = [], [], []
+    tokens, per_window = token_weights(tokenizer, text, vectors), size - 2
+    ids, mask, weights, injected = [], [], [], []
     for k in range(max(at_least, math.ceil(len(tokens) / per_window))):
         part = tokens[k * per_window:(k + 1) * per_window]
         pad = size - len(part) - 2
-        ids.append([tokenizer.bos_token_id, *(i for i, _ in part), tokenizer.eos_token_id]
+        ids.append([tokenizer.bos_token_id, *(i for i, _, _ in part), tokenizer.eos_token_id]
                    + [tokenizer.pad_token_id] * pad)
         mask.append([1] * (len(part) + 2) + [0] * pad)
-        weights.append([1.0, *(w for _, w in part), 1.0] + [1.0] * pad)
-    return torch.tensor(ids), torch.tensor(mask), torch.tensor(weights)
+        weights.append([1.0, *(w for _, w, _ in part), 1.0] + [1.0] * pad)
+        injected += [(k, 1 + p, v) for p, (_, _, v) in enumerate(part) if v is not None]
+    return torch.tensor(ids), torch.tensor(mask), torch.tensor(weights), injected
 
 
-def count(tokenizer, text: str) -> int:
+def count(tokenizer, text: str, vectors=None) -> int:
     """How many windows the prompt takes."""
-    return max(1, math.ceil(len(token_weights(tokenizer, text)) / (tokenizer.model_max_length - 2)))
+    return max(1, math.ceil(len(token_weights(tokenizer, text, vectors)) / (tokenizer.model_max_length - 2)))
 
 
-def encode(tokenizer, text: str, run, device, at_least: int = 1) -> tuple[torch.Tensor, object]:
+def encode(tokenizer, text: str, run, device, at_least: int = 1, vectors=None,
+           token_embedding=None) -> tuple[torch.Tensor, object]:
     """Encode a prompt with `run(input_ids, attention_mask) -> (hidden states, extra)`, window by
     window; weigh the tokens; join the windows along the sequence. Returns the hidden states
-    (1, windows * length, width) and the first window's `extra` (SDXL's pooled output)."""
-    ids, mask, weights = windows(tokenizer, text, at_least)
-    hidden, extra = run(ids.to(device), mask.to(device))
+    (1, windows * length, width) and the first window's `extra` (SDXL's pooled output).
+    `vectors(name)` and `token_embedding` (the encoder's input embedding layer) serve
+    `embedding:name`."""
+    ids, mask, weights, injected = windows(tokenizer, text, at_least, vectors)
+    hook = embeddings.replacing(token_embedding, injected) if injected else None
+    try:
+        hidden, extra = run(ids.to(device), mask.to(device))
+    finally:
+        if hook is not None:
+            hook.remove()
     if (weights != 1.0).any():
-        empty_ids, empty_mask, _ = windows(tokenizer, "")
+        empty_ids, empty_mask, _, _ = windows(tokenizer, "")
         empty, _ = run(empty_ids.to(device), empty_mask.to(device))
         w = weights.to(device=hidden.device, dtype=hidden.dtype)[..., None]
         hidden = empty + w * (hidden - empty)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 
 from latentgraph.graph.errors import InputError
-from latentgraph.nodes import prompt_weights
+from latentgraph.nodes import folders, prompt_weights
+from latentgraph.nodes.embeddings import Embeddings, token_embedding
 from latentgraph.nodes.lora import clip_adapters
 from latentgraph.nodes.sampling import SDXL_FAMILIES
 from latentgraph.nodes.spec import CLIP, CONDITIONING, FLOAT, INT, STRING, Input, Output, node
@@ -23,26 +24,36 @@ from latentgraph.nodes.values import Conditioning, TextEncoder
 MAX_RESOLUTION = 16384
 
 
-def _hidden_and_pooled(tokenizer, encoder, text: str, clip_skip: int = 0, windows: int = 1):
+def _hidden_and_pooled(tokenizer, encoder, text: str, clip_skip: int = 0, windows: int = 1, vectors=None):
     def run(input_ids, mask):
         out = encoder(input_ids, output_hidden_states=True)
         # CLIPTextModelWithProjection returns the projected pooled output first; CLIPTextModel the
         # last hidden state (3-d), whose pooled output SDXL does not use.
         pooled = out[0] if out[0].ndim == 2 else None
         return out.hidden_states[-(clip_skip + 2)], pooled  # the penultimate layer, as diffusers' clip_skip
-    return prompt_weights.encode(tokenizer, text, run, encoder.device, at_least=windows)
+    return prompt_weights.encode(tokenizer, text, run, encoder.device, at_least=windows, vectors=vectors,
+                                 token_embedding=token_embedding(encoder))
 
 
-def encode_texts(clip: TextEncoder, texts: list[str], time_ids=None, aesthetic_score=None) -> Conditioning:
-    """Encode one text per encoder of an SDXL CLIP (diffusers' prompt, prompt_2 order)."""
+def _vectors(found: Embeddings | None, encoder):
+    width = token_embedding(encoder).embedding_dim
+    return (lambda name: found.vectors(name, width)) if found else None
+
+
+def encode_texts(clip: TextEncoder, texts: list[str], time_ids=None, aesthetic_score=None,
+                 found: Embeddings | None = None) -> Conditioning:
+    """Encode one text per encoder of an SDXL CLIP (diffusers' prompt, prompt_2 order); `found`: the
+    embedding files `embedding:name` may name."""
     if clip.family not in SDXL_FAMILIES:
         raise InputError("clip", f"this node needs an SDXL checkpoint's CLIP, got a {clip.family} one")
     hidden, pooled = [], None
     # The encoders' states are joined feature-wise, so the shorter prompt is padded with empty windows.
-    windows = max(prompt_weights.count(tok, text) for tok, text in zip(clip.tokenizers, texts))
+    windows = max(prompt_weights.count(tok, text, _vectors(found, enc))
+                  for tok, enc, text in zip(clip.tokenizers, clip.encoders, texts))
     with clip_adapters(clip):
         for tokenizer, encoder, text in zip(clip.tokenizers, clip.encoders, texts):
-            states, pooled = _hidden_and_pooled(tokenizer, encoder, text, clip.clip_skip, windows)
+            states, pooled = _hidden_and_pooled(tokenizer, encoder, text, clip.clip_skip, windows,
+                                                _vectors(found, encoder))
             hidden.append(states)
     last = clip.encoders[-1]
     embeds = torch.cat(hidden, dim=-1).to(dtype=last.dtype, device=last.device)
@@ -51,9 +62,9 @@ def encode_texts(clip: TextEncoder, texts: list[str], time_ids=None, aesthetic_s
                         empty_prompt=empty)
 
 
-def encode(clip: TextEncoder, text: str) -> Conditioning:
+def encode(clip: TextEncoder, text: str, found: Embeddings | None = None) -> Conditioning:
     """The same prompt for every encoder; size conditioning follows the latent being sampled."""
-    return encode_texts(clip, [text] * len(clip.encoders))
+    return encode_texts(clip, [text] * len(clip.encoders), found=found)
 
 
 def size_input(name: str, default: int, tooltip: str) -> Input:
@@ -80,7 +91,8 @@ def clip_text_encode_sdxl(ctx, clip: TextEncoder, width: int, height: int, crop_
     time_ids = (height, width, crop_h, crop_w, target_height, target_width)
     texts = [text_l, text_g] if len(clip.encoders) == 2 else [text_g]
     with torch.inference_mode():
-        return (encode_texts(clip, texts, time_ids=time_ids),)
+        found = Embeddings(folders.list_embeddings(ctx.settings), "text_g")
+        return (encode_texts(clip, texts, time_ids=time_ids, found=found),)
 
 
 @node("CLIPTextEncodeSDXLRefiner", category="advanced/conditioning",
@@ -97,4 +109,5 @@ def clip_text_encode_sdxl(ctx, clip: TextEncoder, width: int, height: int, crop_
 def clip_text_encode_sdxl_refiner(ctx, ascore: float, width: int, height: int, text: str, clip: TextEncoder):
     time_ids = (height, width, 0, 0, ascore) if clip.family == "sdxl_refiner" else (height, width, 0, 0, height, width)
     with torch.inference_mode():
-        return (encode_texts(clip, [text] * len(clip.encoders), time_ids=time_ids, aesthetic_score=ascore),)
+        return (encode_texts(clip, [text] * len(clip.encoders), time_ids=time_ids, aesthetic_score=ascore,
+                             found=Embeddings(folders.list_embeddings(ctx.settings))),)

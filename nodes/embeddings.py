@@ -1,0 +1,46 @@
+"""Textual inversion: `embedding:name` in a prompt stands for the vectors of
+models/embeddings/name.safetensors (A1111's `emb_params`, SDXL's `clip_l`/`clip_g`, or diffusers'
+one-tensor files), put in place of token embeddings as the text encoder reads the prompt."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from latentgraph.graph.errors import InputError
+
+PATTERN = r"embedding:([^\s,()]+)"
+
+
+class Embeddings:
+    """The embedding files a prompt may name, and which input of the node names them."""
+
+    def __init__(self, files: dict[str, Path], input_name: str = "text"):
+        self.files, self.input_name = files, input_name
+
+    def vectors(self, name: str, width: int) -> torch.Tensor:
+        """(n, width) vectors of the embedding for a text encoder whose token embeddings are `width` wide."""
+        path = self.files.get(name) or self.files.get(f"{name}.safetensors")
+        if path is None:
+            raise InputError(self.input_name, f"embedding {name!r} not found in models/embeddings "
+                                              "(only .safetensors embeddings are loaded)")
+        fits = [t for t in load_file(str(path)).values() if t.shape[-1] == width]
+        if len(fits) != 1:
+            raise InputError(self.input_name, f"embedding {name!r} has {'no' if not fits else 'several'} "
+                                              f"vectors {width} wide, the width of this text encoder")
+        return fits[0].reshape(-1, width).float()
+
+
+def token_embedding(encoder) -> torch.nn.Module:
+    return encoder.get_input_embeddings()
+
+
+def replacing(module: torch.nn.Module, injected: list[tuple[int, int, torch.Tensor]]):
+    """A forward hook on the token embedding layer that puts the vectors at (window, position)."""
+    def hook(_module, _inputs, output):
+        output = output.clone()
+        for window, position, vector in injected:
+            output[window, position] = vector.to(output)
+        return output
+    return module.register_forward_hook(hook)
