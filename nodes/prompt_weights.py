@@ -80,14 +80,15 @@ def token_weights(tokenizer, text: str, vectors=None) -> list[tuple[int, float, 
     for piece, weight in parse(text):
         for k, part in enumerate(re.split(embeddings.PATTERN, piece)):
             if k % 2:  # the name of an embedding
-                tokens += [(tokenizer.bos_token_id, weight, v) for v in (vectors or _none)(part)]
+                tokens += [(tokenizer.bos_token_id, weight, v) for v in (vectors or _no_embeddings)(part)]
             elif part:
                 ids = tokenizer(part, add_special_tokens=False, verbose=False).input_ids
                 tokens += [(i, weight, None) for i in ids]
     return tokens
 
 
-def _none(name: str):
+def _no_embeddings(name: str):
+    """Where no embedding files were given: the same "not found" error."""
     return embeddings.Embeddings({}).vectors(name, 0)
 
 
