@@ -110,6 +110,28 @@ def guidance_rows(model: DiffusionModel, conds: list[tuple[Conditioning, bool]],
     return embeds, {"text_embeds": pooled, "time_ids": time_ids}
 
 
+def guided_predictor(model: DiffusionModel, positive: Conditioning, negative: Conditioning, cfg: float,
+                     batch: int, size: tuple[int, int], device, dtype):
+    """`predict(scheduler, latents, t)`: the noise prediction guided by cfg, as in diffusers' pipelines'
+    `__call__` (the prompt and the negative in one batch), or `combined_predictor`'s where a side holds
+    several prompts or timestep ranges."""
+    combined = combined_predictor(model, positive, negative, cfg, batch, size, device, dtype)
+    if combined is not None:
+        return combined
+    embeds, added, do_cfg = guidance_batch(model, positive, negative, cfg, batch, size, device, dtype)
+
+    def predict(scheduler, latents, t):
+        model_input = torch.cat([latents] * 2) if do_cfg else latents
+        model_input = scheduler.scale_model_input(model_input, t)
+        noise_pred = model.unet(model_input, t, encoder_hidden_states=embeds, timestep_cond=None,
+                                cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
+        if do_cfg:
+            uncond, cond = noise_pred.chunk(2)
+            noise_pred = uncond + cfg * (cond - uncond)
+        return noise_pred
+    return predict
+
+
 def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: Conditioning, cfg: float,
                        batch: int, size: tuple[int, int], device, dtype):
     """`predict(scheduler, latents, t)` for conditionings of several prompts (ConditioningCombine) or
@@ -118,30 +140,30 @@ def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: 
     do_cfg = cfg > 1.0
     negatives = negative.entries() if do_cfg else []
     positives = positive.entries()
-    everything = negatives + positives
-    if len(negatives) <= 1 and len(positives) == 1 and all(c.timestep_range is None for c in everything):
+    if len(negatives) <= 1 and len(positives) == 1 and all(c.timestep_range is None for c in negatives + positives):
         return None
     embeds, added = guidance_rows(model, [(c, True) for c in negatives] + [(c, False) for c in positives],
                                   batch, size, device, dtype)
 
     def predict(scheduler, latents, t):
-        active = {side: [i for i, c in enumerate(everything) if (i < len(negatives)) == side and c.active_at(t)]
-                  for side in (True, False)}
-        for side, name in ((False, "positive"), (True, "negative")):
-            if not active[side] and (do_cfg or not side):
+        # rows of `embeds`: the negatives' first, then the positives'
+        uncond_rows = [i for i, c in enumerate(negatives) if c.active_at(t)]
+        cond_rows = [len(negatives) + i for i, c in enumerate(positives) if c.active_at(t)]
+        for rows, name in ((cond_rows, "positive"), (uncond_rows, "negative")):
+            if not rows and (do_cfg or name == "positive"):
                 raise InputError(name, f"no prompt of this conditioning acts at timestep {float(t):.0f}: give "
                                        "ConditioningSetTimestepRange ranges that cover 0 to 1 together")
-        rows = active[True] + active[False]
+        rows = uncond_rows + cond_rows
         index = torch.cat([torch.arange(r * batch, (r + 1) * batch) for r in rows]).to(device)
         model_input = scheduler.scale_model_input(torch.cat([latents] * len(rows)), t)
         out = model.unet(model_input, t, encoder_hidden_states=embeds[index], timestep_cond=None,
                          cross_attention_kwargs=None,
                          added_cond_kwargs={k: v[index] for k, v in added.items()} if added else None,
                          return_dict=False)[0].chunk(len(rows))
-        cond = torch.stack(out[len(active[True]):]).mean(0)
+        cond = torch.stack(out[len(uncond_rows):]).mean(0)
         if not do_cfg:
             return cond
-        uncond = torch.stack(out[:len(active[True])]).mean(0)
+        uncond = torch.stack(out[:len(uncond_rows)]).mean(0)
         return uncond + cfg * (cond - uncond)
     return predict
 
@@ -205,27 +227,18 @@ def denoised_estimate(scheduler, output, noise_pred, t, sample) -> torch.Tensor:
     return noise_pred
 
 
-def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, embeds, added, do_cfg: bool, cfg: float,
-                 generator, finish: bool = False, after_step=None, predict=None) -> torch.Tensor:
+def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, predict, generator,
+                 finish: bool = False, after_step=None) -> torch.Tensor:
     """The loop in diffusers' pipelines' `__call__`, with progress, previews and interrupts.
+    `predict(scheduler, latents, t)` gives the guided noise prediction (`guided_predictor`).
     `finish`: return the last step's denoised estimate instead of its still noisy result (ComfyUI's
     full denoise of a range that stops before the end of the schedule). `after_step(i, latents)`
-    may change the latents after each step (inpainting). `predict(scheduler, latents, t)` replaces the
-    guided prediction (combined prompts)."""
+    may change the latents after each step (inpainting)."""
     extra = step_kwargs(scheduler, generator)
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         ctx.check_interrupt()
-        if predict is not None:
-            noise_pred = predict(scheduler, latents, t)
-        else:
-            model_input = torch.cat([latents] * 2) if do_cfg else latents
-            model_input = scheduler.scale_model_input(model_input, t)
-            noise_pred = model.unet(model_input, t, encoder_hidden_states=embeds, timestep_cond=None,
-                                    cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
-            if do_cfg:
-                uncond, cond = noise_pred.chunk(2)
-                noise_pred = uncond + cfg * (cond - uncond)
+        noise_pred = predict(scheduler, latents, t)
         if finish and i == total - 1:
             output = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
             latents = denoised_estimate(scheduler, output, noise_pred, t, latents)
@@ -270,29 +283,25 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
     device = model.device
     generator = torch.Generator("cpu").manual_seed(seed)
     shape = latent_shape(latent_image, model)
-    embeds, added, do_cfg = guidance_batch(model, positive, negative, cfg, shape[0], pixel_size(model, shape),
-                                           device, model.dtype)
-    predict = combined_predictor(model, positive, negative, cfg, shape[0], pixel_size(model, shape), device,
-                                 model.dtype)
+    dtype = model.dtype
+    predict = guided_predictor(model, positive, negative, cfg, shape[0], pixel_size(model, shape), device, dtype)
     timesteps = sched.timesteps[first:last]
     if hasattr(sched, "set_begin_index"):
         sched.set_begin_index(first)
     after_step = None
     if latent_image.noise_mask is not None and add_noise:
-        latents, after_step = inpaint_start(latent_image, model, sched, timesteps, first, generator, device,
-                                            embeds.dtype)
+        latents, after_step = inpaint_start(latent_image, model, sched, timesteps, first, generator, device, dtype)
     elif add_noise and first == 0 and latent_image.samples is None and latent_image.dist is None:
-        latents = randn_tensor(shape, generator=generator, device=device, dtype=embeds.dtype) * sched.init_noise_sigma
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * sched.init_noise_sigma
     else:
-        latents = initial_samples(latent_image, model, generator, device, embeds.dtype)
+        latents = initial_samples(latent_image, model, generator, device, dtype)
         if len(timesteps) == 0:
             return latent_image.replace(samples=latents, dist=None)
         if add_noise:
-            noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=embeds.dtype)
+            noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
             latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
     with adapters_active(model.unet, model.adapters):
-        latents = denoise_loop(ctx, model, sched, timesteps, latents, embeds, added, do_cfg, cfg, generator, finish,
-                               after_step, predict)
+        latents = denoise_loop(ctx, model, sched, timesteps, latents, predict, generator, finish, after_step)
     return latent_image.replace(samples=latents, dist=None)
 
 
