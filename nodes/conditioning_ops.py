@@ -13,6 +13,11 @@ from latentgraph.nodes.spec import CONDITIONING, FLOAT, Input, Output, node
 from latentgraph.nodes.values import Conditioning
 
 
+def _each(c: Conditioning, change) -> Conditioning:
+    """`change` applied to this prompt and to each prompt combined with it."""
+    return dataclasses.replace(change(c), also=tuple(_each(a, change) for a in c.also))
+
+
 def _same_width(to: Conditioning, other: Conditioning, name: str) -> None:
     if to.embeds.shape[-1] != other.embeds.shape[-1]:
         raise InputError(name, f"this conditioning is {other.embeds.shape[-1]} wide and conditioning_to "
@@ -29,7 +34,7 @@ def _same_width(to: Conditioning, other: Conditioning, name: str) -> None:
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def conditioning_average(ctx, conditioning_to: Conditioning, conditioning_from: Conditioning,
                          conditioning_to_strength: float):
-    return (_average(conditioning_to, conditioning_from, conditioning_to_strength),)
+    return (_each(conditioning_to, lambda to: _average(to, conditioning_from, conditioning_to_strength)),)
 
 
 def _average(to: Conditioning, other: Conditioning, s: float) -> Conditioning:
@@ -41,8 +46,7 @@ def _average(to: Conditioning, other: Conditioning, s: float) -> Conditioning:
     if to.pooled is not None and other.pooled is not None:
         pooled = to.pooled * s + other.pooled.to(to.pooled) * (1 - s)
     return dataclasses.replace(to, embeds=to.embeds * s + mixed * (1 - s), pooled=pooled,
-                               empty_prompt=to.empty_prompt and s == 1.0,
-                               also=tuple(_average(a, other, s) for a in to.also))
+                               empty_prompt=to.empty_prompt and s == 1.0)
 
 
 @node("ConditioningConcat", category="conditioning",
@@ -52,12 +56,9 @@ def _average(to: Conditioning, other: Conditioning, s: float) -> Conditioning:
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def conditioning_concat(ctx, conditioning_to: Conditioning, conditioning_from: Conditioning):
     _same_width(conditioning_to, conditioning_from, "conditioning_from")
-    return (_concat(conditioning_to, conditioning_from),)
-
-
-def _concat(to: Conditioning, other: Conditioning) -> Conditioning:
-    embeds = torch.cat([to.embeds, other.embeds.to(to.embeds)], dim=1)
-    return dataclasses.replace(to, embeds=embeds, empty_prompt=False, also=tuple(_concat(a, other) for a in to.also))
+    extra = conditioning_from.embeds.to(conditioning_to.embeds)
+    return (_each(conditioning_to, lambda to: dataclasses.replace(
+        to, embeds=torch.cat([to.embeds, extra], dim=1), empty_prompt=False)),)
 
 
 @node("ConditioningZeroOut", category="advanced/conditioning",
@@ -66,13 +67,12 @@ def _concat(to: Conditioning, other: Conditioning) -> Conditioning:
       inputs=[Input("conditioning", CONDITIONING)],
       outputs=[Output("CONDITIONING", CONDITIONING)])
 def conditioning_zero_out(ctx, conditioning: Conditioning):
-    return (_zeros(conditioning),)
+    return (_each(conditioning, _zeros),)
 
 
 def _zeros(c: Conditioning) -> Conditioning:
     pooled = None if c.pooled is None else torch.zeros_like(c.pooled)
-    return dataclasses.replace(c, embeds=torch.zeros_like(c.embeds), pooled=pooled, empty_prompt=False,
-                               also=tuple(_zeros(a) for a in c.also))
+    return dataclasses.replace(c, embeds=torch.zeros_like(c.embeds), pooled=pooled, empty_prompt=False)
 
 
 @node("ConditioningCombine", category="conditioning",
@@ -83,10 +83,6 @@ def _zeros(c: Conditioning) -> Conditioning:
 def conditioning_combine(ctx, conditioning_1: Conditioning, conditioning_2: Conditioning):
     _same_width(conditioning_1, conditioning_2, "conditioning_2")
     return (dataclasses.replace(conditioning_1, also=conditioning_1.also + (conditioning_2,)),)
-
-
-def _in_range(c: Conditioning, start: float, end: float) -> Conditioning:
-    return dataclasses.replace(c, timestep_range=(start, end), also=tuple(_in_range(a, start, end) for a in c.also))
 
 
 def _start_before_end(values: dict) -> list[tuple[str, str]]:
@@ -105,4 +101,4 @@ def _start_before_end(values: dict) -> list[tuple[str, str]]:
               Input("end", FLOAT, default=1.0, min=0.0, max=1.0, step=0.001)],
       outputs=[Output("CONDITIONING", CONDITIONING)], check=_start_before_end)
 def conditioning_set_timestep_range(ctx, conditioning: Conditioning, start: float, end: float):
-    return (_in_range(conditioning, start, end),)
+    return (_each(conditioning, lambda c: dataclasses.replace(c, timestep_range=(start, end))),)
