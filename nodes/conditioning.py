@@ -20,10 +20,10 @@ def encode_sd15(clip: TextEncoder, text: str, device, found: Embeddings | None =
 
     def run(input_ids, mask):
         return _last_layers(clip, encoder, input_ids, mask if use_mask else None), None
-    layer = token_embedding(encoder)
-    vectors = (lambda name: found.vectors(name, layer.embedding_dim)) if found else None  # noqa: E731
+    vectors = (found or Embeddings()).lookup(encoder)
     with clip_adapters(clip):
-        embeds, _ = prompt_weights.encode(tokenizer, text, run, device, vectors=vectors, token_embedding=layer)
+        embeds, _ = prompt_weights.encode(tokenizer, text, run, device, vectors=vectors,
+                                          token_embedding=token_embedding(encoder))
     return Conditioning(embeds=embeds.to(dtype=encoder.dtype, device=device), empty_prompt=text == "")
 
 

@@ -16,8 +16,14 @@ PATTERN = r"embedding:([^\s,()]+)"
 class Embeddings:
     """The embedding files a prompt may name, and which input of the node names them."""
 
-    def __init__(self, files: dict[str, Path], input_name: str = "text"):
-        self.files, self.input_name = files, input_name
+    def __init__(self, files: dict[str, Path] | None = None, input_name: str = "text"):
+        self.files, self.input_name = files or {}, input_name
+        self._read: dict[Path, dict[str, torch.Tensor]] = {}  # each file once per prompt node
+
+    def lookup(self, encoder):
+        """`vectors(name)` for this text encoder (the width of its token embeddings)."""
+        width = token_embedding(encoder).embedding_dim
+        return lambda name: self.vectors(name, width)
 
     def vectors(self, name: str, width: int) -> torch.Tensor:
         """(n, width) vectors of the embedding for a text encoder whose token embeddings are `width` wide."""
@@ -25,7 +31,9 @@ class Embeddings:
         if path is None:
             raise InputError(self.input_name, f"embedding {name!r} not found in models/embeddings "
                                               "(only .safetensors embeddings are loaded)")
-        fits = [t for t in load_file(str(path)).values() if t.shape[-1] == width]
+        if path not in self._read:
+            self._read[path] = load_file(str(path))
+        fits = [t for t in self._read[path].values() if t.shape[-1] == width]
         if len(fits) != 1:
             raise InputError(self.input_name, f"embedding {name!r} has {'no' if not fits else 'several'} "
                                               f"vectors {width} wide, the width of this text encoder")

@@ -75,21 +75,17 @@ def _parse(text: str, weight: float, out: list) -> None:
 
 def token_weights(tokenizer, text: str, vectors=None) -> list[tuple[int, float, torch.Tensor | None]]:
     """The prompt's tokens (no start/end tokens): (id, weight, None), or for the vectors of an
-    `embedding:name`, (a placeholder id, weight, vector); `vectors(name)` gives those."""
+    `embedding:name`, (a placeholder id, weight, vector); `vectors(name)` gives those
+    (`Embeddings.lookup`)."""
     tokens: list[tuple[int, float, torch.Tensor | None]] = []
     for piece, weight in parse(text):
         for k, part in enumerate(re.split(embeddings.PATTERN, piece)):
             if k % 2:  # the name of an embedding
-                tokens += [(tokenizer.bos_token_id, weight, v) for v in (vectors or _no_embeddings)(part)]
+                tokens += [(tokenizer.bos_token_id, weight, v) for v in vectors(part)]
             elif part:
                 ids = tokenizer(part, add_special_tokens=False, verbose=False).input_ids
                 tokens += [(i, weight, None) for i in ids]
     return tokens
-
-
-def _no_embeddings(name: str):
-    """Where no embedding files were given: the same "not found" error."""
-    return embeddings.Embeddings({}).vectors(name, 0)
 
 
 def windows(tokenizer, text: str, at_least: int = 1, vectors=None):

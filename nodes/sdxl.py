@@ -35,10 +35,6 @@ def _hidden_and_pooled(tokenizer, encoder, text: str, clip_skip: int = 0, window
                                  token_embedding=token_embedding(encoder))
 
 
-def _vectors(found: Embeddings | None, encoder):
-    width = token_embedding(encoder).embedding_dim
-    return (lambda name: found.vectors(name, width)) if found else None
-
 
 def encode_texts(clip: TextEncoder, texts: list[str], time_ids=None, aesthetic_score=None,
                  found: Embeddings | None = None) -> Conditioning:
@@ -48,12 +44,13 @@ def encode_texts(clip: TextEncoder, texts: list[str], time_ids=None, aesthetic_s
         raise InputError("clip", f"this node needs an SDXL checkpoint's CLIP, got a {clip.family} one")
     hidden, pooled = [], None
     # The encoders' states are joined feature-wise, so the shorter prompt is padded with empty windows.
-    windows = max(prompt_weights.count(tok, text, _vectors(found, enc))
+    found = found or Embeddings()
+    windows = max(prompt_weights.count(tok, text, found.lookup(enc))
                   for tok, enc, text in zip(clip.tokenizers, clip.encoders, texts))
     with clip_adapters(clip):
         for tokenizer, encoder, text in zip(clip.tokenizers, clip.encoders, texts):
             states, pooled = _hidden_and_pooled(tokenizer, encoder, text, clip.clip_skip, windows,
-                                                _vectors(found, encoder))
+                                                found.lookup(encoder))
             hidden.append(states)
     last = clip.encoders[-1]
     embeds = torch.cat(hidden, dim=-1).to(dtype=last.dtype, device=last.device)
