@@ -35,26 +35,30 @@ def checkpoint_roots(settings: Settings) -> list[Path]:
     return [settings.models / "checkpoints", settings.models, BUILTIN_MODELS]
 
 
+def _models_in(root: Path, is_model_folder, suffixes: tuple[str, ...], skip: Path | None = None):
+    """(name, path) of the models under root: folders that `is_model_folder` accepts (their files are
+    parts of the one model) and files with these suffixes; hidden entries and `skip` left out."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath)
+        rel = here.relative_to(root)
+        if here != root and is_model_folder(here):
+            yield rel.as_posix(), here
+            dirnames.clear()
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and here / d != skip)
+        for filename in sorted(filenames):
+            if not filename.startswith(".") and filename.lower().endswith(suffixes):
+                yield (rel / filename).as_posix(), here / filename
+
+
 def list_checkpoints(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:
     """Checkpoint name -> path: diffusers folders and single-file checkpoints."""
     found: dict[str, Path] = {}
     suffixes = CHECKPOINT_EXTENSIONS + (PICKLE_EXTENSIONS if include_pickles else ())
     for root in checkpoint_roots(settings):
-        if not root.is_dir():
-            continue
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            here = Path(dirpath)
-            rel = here.relative_to(root)
-            if is_diffusers_folder(here) and here != root:
-                found.setdefault(rel.as_posix(), here)
-                dirnames.clear()  # its files are parts of the one checkpoint
-                continue
-            # Skip hidden folders, and models/checkpoints when walking models/ (walked first).
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                                 and not (here == settings.models and d == "checkpoints"))
-            for filename in sorted(filenames):
-                if not filename.startswith(".") and filename.lower().endswith(suffixes):
-                    found.setdefault((rel / filename).as_posix(), here / filename)
+        # models/checkpoints is walked first, so walking models/ skips it
+        for name, path in _models_in(root, is_diffusers_folder, suffixes, skip=settings.models / "checkpoints"):
+            found.setdefault(name, path)
     return found
 
 
@@ -75,13 +79,17 @@ def find_input_image(settings: Settings, name: str) -> Path | None:
     return settings.input / name if name in list_input_images(settings) else None
 
 
-def list_loras(settings: Settings) -> dict[str, Path]:
-    """LoRA name -> path: .safetensors files in models/loras (ComfyUI's folder)."""
-    root = settings.models / "loras"
+def _safetensors_in(root: Path) -> dict[str, Path]:
+    """Name (relative path) -> path of the .safetensors files under root, hidden ones left out."""
     if not root.is_dir():
         return {}
     return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*.safetensors"))
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+
+
+def list_loras(settings: Settings) -> dict[str, Path]:
+    """LoRA name -> path: .safetensors files in models/loras (ComfyUI's folder)."""
+    return _safetensors_in(settings.models / "loras")
 
 
 def is_diffusers_vae_folder(path: Path) -> bool:
@@ -91,35 +99,15 @@ def is_diffusers_vae_folder(path: Path) -> bool:
 def list_vaes(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:
     """VAE name -> path in models/vae (ComfyUI's folder): single .safetensors files and diffusers
     VAE folders (config.json beside the weights)."""
-    root = settings.models / "vae"
     suffixes = CHECKPOINT_EXTENSIONS + (PICKLE_EXTENSIONS if include_pickles else ())
-    found: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        here = Path(dirpath)
-        rel = here.relative_to(root)
-        if here != root and is_diffusers_vae_folder(here):
-            found[rel.as_posix()] = here
-            dirnames.clear()  # its files are parts of the one VAE
-            continue
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in sorted(filenames):
-            if not filename.startswith(".") and filename.lower().endswith(suffixes):
-                found[(rel / filename).as_posix()] = here / filename
-    return found
+    return dict(_models_in(settings.models / "vae", is_diffusers_vae_folder, suffixes))
 
 
 def list_embeddings(settings: Settings) -> dict[str, Path]:
     """Textual inversion name -> path: .safetensors files in models/embeddings (ComfyUI's folder),
     by name with and without the extension."""
-    root = settings.models / "embeddings"
-    if not root.is_dir():
-        return {}
-    found = {}
-    for p in sorted(root.rglob("*.safetensors")):
-        rel = p.relative_to(root)
-        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
-            found[rel.as_posix()] = found[rel.with_suffix("").as_posix()] = p
-    return found
+    files = _safetensors_in(settings.models / "embeddings")
+    return {**files, **{name.removesuffix(".safetensors"): path for name, path in files.items()}}
 
 
 CHOICE_SOURCES = {
