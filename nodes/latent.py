@@ -64,6 +64,12 @@ def vae_decode(ctx, samples: Latent, vae: VAEModel):
     return ((image / 2 + 0.5).clamp(0, 1).float(),)
 
 
+def centre(tensor: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The centred height x width part of images or masks (VAEEncode's crop to the VAE's scale)."""
+    top, left = (tensor.shape[-2] - height) // 2, (tensor.shape[-1] - width) // 2
+    return tensor[..., top:top + height, left:left + width]
+
+
 @node("VAEEncode", category="latent",
       description="Encodes pixels into latents with the VAE. A sampler given this latent with denoise < 1 does "
                   "img2img, drawing the latent from the encoder's distribution with its seed as diffusers does. "
@@ -73,8 +79,7 @@ def vae_decode(ctx, samples: Latent, vae: VAEModel):
 def vae_encode(ctx, pixels: torch.Tensor, vae: VAEModel):
     model, f = vae.vae, vae.scale_factor
     h, w = pixels.shape[-2] // f * f, pixels.shape[-1] // f * f
-    top, left = (pixels.shape[-2] - h) // 2, (pixels.shape[-1] - w) // 2
-    pixels = pixels[..., top:top + h, left:left + w]
+    pixels = centre(pixels, h, w)
     config = model.config
     with vae_precision(model) as dtype:
         dist = model.encode((pixels * 2.0 - 1.0).to(device=model.device, dtype=dtype)).latent_dist
@@ -140,8 +145,7 @@ def set_latent_noise_mask(ctx, samples: Latent, mask: torch.Tensor):
     if height < samples.height or width < samples.width:
         raise InputError("mask", f"the mask is {width}x{height} pixels, smaller than the latent's picture "
                                  f"({samples.width}x{samples.height}): use a mask of the picture's size")
-    top, left = (height - samples.height) // 2, (width - samples.width) // 2  # as VAEEncode crops the picture
-    return (samples.replace(noise_mask=mask[..., top:top + samples.height, left:left + samples.width]),)
+    return (samples.replace(noise_mask=centre(mask, samples.height, samples.width)),)  # as VAEEncode crops
 
 
 @node("VAEEncodeForInpaint", category="latent/inpaint",

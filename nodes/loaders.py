@@ -66,13 +66,16 @@ def load_checkpoint(path: Path, device, dtype):
     raise InputError("ckpt_name", f"{path.name}: only safetensors checkpoints are loaded")
 
 
-def refuse_pickles(values: dict) -> list[tuple[str, str]]:
-    name = str(values.get("ckpt_name", ""))
-    if name.lower().endswith(folders.PICKLE_EXTENSIONS):
-        return [("ckpt_name", f"{name!r} is a pickle checkpoint, which can run arbitrary code when loaded; "
-                              "only .safetensors files and diffusers folders are loaded (convert it to "
-                              "safetensors first)")]
-    return []
+def pickle_refusal(input_name: str, what: str):
+    """A node check refusing a pickle file named in `input_name` (`what`: how to call it)."""
+    def refuse(values: dict) -> list[tuple[str, str]]:
+        name = str(values.get(input_name, ""))
+        if name.lower().endswith(folders.PICKLE_EXTENSIONS):
+            return [(input_name, f"{name!r} is a pickle {what}, which can run arbitrary code when loaded; "
+                                 "only .safetensors files and diffusers folders are loaded (convert it to "
+                                 "safetensors first)")]
+        return []
+    return refuse
 
 
 @node("CheckpointLoaderSimple", category="loaders",
@@ -81,20 +84,12 @@ def refuse_pickles(values: dict) -> list[tuple[str, str]]:
       inputs=[Input("ckpt_name", COMBO, choices_from="checkpoints", file_folder="checkpoints",
                     tooltip="A checkpoint in models/checkpoints, models/, or a model shipped with latentgraph.")],
       outputs=[Output("MODEL", MODEL), Output("CLIP", CLIP), Output("VAE", VAE)],
-      holds_models=True, check=refuse_pickles)
+      holds_models=True, check=pickle_refusal("ckpt_name", "checkpoint"))
 def checkpoint_loader_simple(ctx, ckpt_name: str):
     path = folders.find_checkpoint(ctx.settings, ckpt_name)
     if path is None:
         raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found")
     return load_checkpoint(path, ctx.device, ctx.dtype)
-
-
-def refuse_vae_pickles(values: dict) -> list[tuple[str, str]]:
-    name = str(values.get("vae_name", ""))
-    if name.lower().endswith(folders.PICKLE_EXTENSIONS):
-        return [("vae_name", f"{name!r} is a pickle file, which can run arbitrary code when loaded; only "
-                             ".safetensors files and diffusers folders are loaded (convert it to safetensors first)")]
-    return []
 
 
 @node("VAELoader", category="loaders",
@@ -103,7 +98,7 @@ def refuse_vae_pickles(values: dict) -> list[tuple[str, str]]:
                   "read as SDXL's VAE, any other as SD1.5's (the file does not say which latent scaling it had).",
       inputs=[Input("vae_name", COMBO, choices_from="vaes", file_folder="vae", tooltip="A VAE in models/vae.")],
       outputs=[Output("VAE", VAE)],
-      holds_models=True, check=refuse_vae_pickles)
+      holds_models=True, check=pickle_refusal("vae_name", "file"))
 def vae_loader(ctx, vae_name: str):
     path = folders.list_vaes(ctx.settings).get(vae_name)
     if path is None:
