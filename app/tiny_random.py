@@ -197,40 +197,72 @@ def _rename(rest: str, pairs) -> str:
 
 def unet_to_ldm(unet) -> dict:
     """A diffusers UNet2DConditionModel's weights under the original UNetModel's names."""
+    return {"model.diffusion_model." + _ldm_unet_name(key, unet): tensor for key, tensor in unet.state_dict().items()}
+
+
+def _ldm_unet_name(key: str, unet) -> str:
+    """The original UNetModel's name of a diffusers UNet (or ControlNet) weight."""
     per_level = unet.config.layers_per_block + 1
-    has_attention = [hasattr(block, "attentions") for block in unet.up_blocks]
+    has_attention = [hasattr(block, "attentions") for block in getattr(unet, "up_blocks", [])]
     fixed = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
              "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2",
              "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+    parts = key.split(".")
+    module, param = ".".join(parts[:-1]), parts[-1]
+    if module in fixed:
+        return f"{fixed[module]}.{param}"
+    if parts[0] == "down_blocks":
+        i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+        if kind == "downsamplers":
+            return f"input_blocks.{(i + 1) * per_level}.0.op.{parts[-1]}"
+        block = 1 + i * per_level + j
+        return (f"input_blocks.{block}.0.{_rename(rest, _RESNET_TO_LDM)}" if kind == "resnets"
+                else f"input_blocks.{block}.1.{rest}")
+    if parts[0] == "mid_block":
+        kind, j, rest = parts[1], int(parts[2]), ".".join(parts[3:])
+        return (f"middle_block.{2 * j}.{_rename(rest, _RESNET_TO_LDM)}" if kind == "resnets"
+                else f"middle_block.1.{rest}")
+    if parts[0] == "up_blocks":
+        i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+        if kind == "upsamplers":
+            return f"output_blocks.{i * per_level + per_level - 1}.{2 if has_attention[i] else 1}.{rest}"
+        block = i * per_level + j
+        return (f"output_blocks.{block}.0.{_rename(rest, _RESNET_TO_LDM)}" if kind == "resnets"
+                else f"output_blocks.{block}.1.{rest}")
+    raise ValueError(f"no LDM name for UNet weight {key}")
+
+
+def controlnet_from_unet(unet, seed: int = 0, conditioning_channels=(16, 32, 96, 256)):
+    """A ControlNet copied from a UNet (as diffusers' ControlNetModel.from_unet), with random instead
+    of zero output convolutions, so that it changes the image (as diffusers' fast tests do). The
+    control image is read at the UNet's VAE scale: 2 ** (len(conditioning_channels) - 1) pixels per cell."""
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=tuple(conditioning_channels))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for conv in [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]:
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.1)
+            conv.bias.copy_(torch.randn(conv.bias.shape, generator=generator) * 0.1)
+    return net.eval()
+
+
+def controlnet_to_ldm(net) -> dict:
+    """A diffusers ControlNetModel's weights under the original ControlNet's names (`control_model.`)."""
     out = {}
-    for key, tensor in unet.state_dict().items():
+    blocks = len(net.controlnet_cond_embedding.blocks)
+    for key, tensor in net.state_dict().items():
         parts = key.split(".")
-        module, param = ".".join(parts[:-1]), parts[-1]
-        if module in fixed:
-            name = f"{fixed[module]}.{param}"
-        elif parts[0] == "down_blocks":
-            i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
-            if kind == "downsamplers":
-                name = f"input_blocks.{(i + 1) * per_level}.0.op.{parts[-1]}"
-            else:
-                block = 1 + i * per_level + j
-                name = (f"input_blocks.{block}.0.{_rename(rest, _RESNET_TO_LDM)}" if kind == "resnets"
-                        else f"input_blocks.{block}.1.{rest}")
-        elif parts[0] == "mid_block":
-            kind, j, rest = parts[1], int(parts[2]), ".".join(parts[3:])
-            name = (f"middle_block.{2 * j}.{_rename(rest, _RESNET_TO_LDM)}" if kind == "resnets"
-                    else f"middle_block.1.{rest}")
-        elif parts[0] == "up_blocks":
-            i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
-            if kind == "upsamplers":
-                name = f"output_blocks.{i * per_level + per_level - 1}.{2 if has_attention[i] else 1}.{rest}"
-            else:
-                block = i * per_level + j
-                name = (f"output_blocks.{block}.0.{_rename(rest, _RESNET_TO_LDM)}" if kind == "resnets"
-                        else f"output_blocks.{block}.1.{rest}")
+        if parts[0] == "controlnet_cond_embedding":  # input_hint_block: conv, SiLU, conv, SiLU, ...
+            index = {"conv_in": 0, "conv_out": 2 * blocks + 2}.get(parts[1])
+            name = f"input_hint_block.{2 * int(parts[2]) + 2 if index is None else index}.{parts[-1]}"
+        elif parts[0] == "controlnet_down_blocks":
+            name = f"zero_convs.{parts[1]}.0.{parts[-1]}"
+        elif parts[0] == "controlnet_mid_block":
+            name = f"middle_block_out.0.{parts[-1]}"
         else:
-            raise ValueError(f"no LDM name for UNet weight {key}")
-        out["model.diffusion_model." + name] = tensor
+            name = _ldm_unet_name(key, net)
+        out["control_model." + name] = tensor.contiguous()
     return out
 
 

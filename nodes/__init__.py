@@ -7,7 +7,8 @@ from latentgraph.nodes.spec import REGISTRY, NodeSpec
 
 # Modules that declare node types; imported on first use of the registry.
 NODE_MODULES = ("loaders", "lora", "conditioning", "conditioning_ops", "latent", "sampling", "image", "masks",
-                "sdxl", "advanced_sampling")
+                "sdxl", "advanced_sampling",
+                "controlnet")
 
 
 def registry() -> dict[str, NodeSpec]:

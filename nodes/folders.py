@@ -92,15 +92,26 @@ def list_loras(settings: Settings) -> dict[str, Path]:
     return _safetensors_in(settings.models / "loras")
 
 
-def is_diffusers_vae_folder(path: Path) -> bool:
+def is_diffusers_model_folder(path: Path) -> bool:
+    """One diffusers model (a VAE, a ControlNet): config.json beside its safetensors weights."""
     return path.is_dir() and (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+
+
+def _single_models_in(root: Path, include_pickles: bool) -> dict[str, Path]:
+    suffixes = CHECKPOINT_EXTENSIONS + (PICKLE_EXTENSIONS if include_pickles else ())
+    return dict(_models_in(root, is_diffusers_model_folder, suffixes))
 
 
 def list_vaes(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:
     """VAE name -> path in models/vae (ComfyUI's folder): single .safetensors files and diffusers
     VAE folders (config.json beside the weights)."""
-    suffixes = CHECKPOINT_EXTENSIONS + (PICKLE_EXTENSIONS if include_pickles else ())
-    return dict(_models_in(settings.models / "vae", is_diffusers_vae_folder, suffixes))
+    return _single_models_in(settings.models / "vae", include_pickles)
+
+
+def list_controlnets(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:
+    """ControlNet name -> path in models/controlnet (ComfyUI's folder): single .safetensors files and
+    diffusers ControlNet folders."""
+    return _single_models_in(settings.models / "controlnet", include_pickles)
 
 
 def list_embeddings(settings: Settings) -> dict[str, Path]:
@@ -115,6 +126,7 @@ CHOICE_SOURCES = {
     "input_images": list_input_images,
     "loras": lambda settings: sorted(list_loras(settings)),
     "vaes": lambda settings: sorted(list_vaes(settings, include_pickles=True)),
+    "controlnets": lambda settings: sorted(list_controlnets(settings, include_pickles=True)),
 }
 
 
@@ -132,4 +144,6 @@ def resolve_file(settings: Settings, folder: str, name: str) -> Path | None:
         return list_loras(settings).get(name)
     if folder == "vae":
         return list_vaes(settings, include_pickles=True).get(name)
+    if folder == "controlnet":
+        return list_controlnets(settings, include_pickles=True).get(name)
     raise ValueError(f"unknown folder kind {folder!r}")

@@ -15,6 +15,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes import prompt_weights
+from latentgraph.nodes.controlnet import Controls
 from latentgraph.nodes.lora import adapters_active
 from latentgraph.nodes.schedulers import (
     REFUSED_SAMPLERS,
@@ -112,19 +113,24 @@ def guidance_rows(model: DiffusionModel, conds: list[tuple[Conditioning, bool]],
 
 def guided_predictor(model: DiffusionModel, positive: Conditioning, negative: Conditioning, cfg: float,
                      batch: int, size: tuple[int, int], device, dtype):
-    """`predict(scheduler, latents, t)`: the noise prediction guided by cfg, as in diffusers' pipelines'
-    `__call__` (the prompt and the negative in one batch), or `combined_predictor`'s where a side holds
-    several prompts or timestep ranges."""
+    """`predict(scheduler, latents, t, step, total)`: the noise prediction at step `step` of `total`,
+    guided by cfg, as in diffusers' pipelines' `__call__` (the prompt and the negative in one batch,
+    ControlNets attached to them adding their residuals), or `combined_predictor`'s where a side
+    holds several prompts or timestep ranges."""
     combined = combined_predictor(model, positive, negative, cfg, batch, size, device, dtype)
     if combined is not None:
         return combined
     embeds, added, do_cfg = guidance_batch(model, positive, negative, cfg, batch, size, device, dtype)
+    groups, names = ([negative, positive], ["negative", "positive"]) if do_cfg else ([positive], ["positive"])
+    controls = Controls(model, groups, batch, size, names)
 
-    def predict(scheduler, latents, t):
+    def predict(scheduler, latents, t, step: int = 0, total: int = 1):
         model_input = torch.cat([latents] * 2) if do_cfg else latents
         model_input = scheduler.scale_model_input(model_input, t)
+        residuals = controls.residuals(model_input, t, embeds, added, step, total, list(range(len(groups))))
         noise_pred = model.unet(model_input, t, encoder_hidden_states=embeds, timestep_cond=None,
-                                cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
+                                cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False,
+                                **residuals)[0]
         if do_cfg:
             uncond, cond = noise_pred.chunk(2)
             noise_pred = uncond + cfg * (cond - uncond)
@@ -134,9 +140,10 @@ def guided_predictor(model: DiffusionModel, positive: Conditioning, negative: Co
 
 def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: Conditioning, cfg: float,
                        batch: int, size: tuple[int, int], device, dtype):
-    """`predict(scheduler, latents, t)` for conditionings of several prompts (ConditioningCombine) or
-    with timestep ranges, as ComfyUI samples them: the predictions of the prompts active at the step
-    are averaged, on each side of the guidance. None where each side is one prompt for all steps."""
+    """`predict(scheduler, latents, t, step, total)` for conditionings of several prompts
+    (ConditioningCombine) or with timestep ranges, as ComfyUI samples them: the predictions of the
+    prompts active at the step are averaged, on each side of the guidance. None where each side is one
+    prompt for all steps."""
     do_cfg = cfg > 1.0
     negatives = negative.entries() if do_cfg else []
     positives = positive.entries()
@@ -144,8 +151,10 @@ def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: 
         return None
     embeds, added = guidance_rows(model, [(c, True) for c in negatives] + [(c, False) for c in positives],
                                   batch, size, device, dtype)
+    controls = Controls(model, negatives + positives, batch, size,
+                        ["negative"] * len(negatives) + ["positive"] * len(positives))
 
-    def predict(scheduler, latents, t):
+    def predict(scheduler, latents, t, step: int = 0, total: int = 1):
         # rows of `embeds`: the negatives' first, then the positives'
         uncond_rows = [i for i, c in enumerate(negatives) if c.active_at(t)]
         cond_rows = [len(negatives) + i for i, c in enumerate(positives) if c.active_at(t)]
@@ -156,10 +165,11 @@ def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: 
         rows = uncond_rows + cond_rows
         index = torch.cat([torch.arange(r * batch, (r + 1) * batch) for r in rows]).to(device)
         model_input = scheduler.scale_model_input(torch.cat([latents] * len(rows)), t)
+        added_rows = {k: v[index] for k, v in added.items()} if added else None
+        residuals = controls.residuals(model_input, t, embeds[index], added_rows, step, total, rows)
         out = model.unet(model_input, t, encoder_hidden_states=embeds[index], timestep_cond=None,
-                         cross_attention_kwargs=None,
-                         added_cond_kwargs={k: v[index] for k, v in added.items()} if added else None,
-                         return_dict=False)[0].chunk(len(rows))
+                         cross_attention_kwargs=None, added_cond_kwargs=added_rows, return_dict=False,
+                         **residuals)[0].chunk(len(rows))
         cond = torch.stack(out[len(uncond_rows):]).mean(0)
         if not do_cfg:
             return cond
@@ -230,7 +240,7 @@ def denoised_estimate(scheduler, output, noise_pred, t, sample) -> torch.Tensor:
 def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, predict, generator,
                  finish: bool = False, after_step=None) -> torch.Tensor:
     """The loop in diffusers' pipelines' `__call__`, with progress, previews and interrupts.
-    `predict(scheduler, latents, t)` gives the guided noise prediction (`guided_predictor`).
+    `predict(scheduler, latents, t, step, total)` gives the guided noise prediction (`guided_predictor`).
     `finish`: return the last step's denoised estimate instead of its still noisy result (ComfyUI's
     full denoise of a range that stops before the end of the schedule). `after_step(i, latents)`
     may change the latents after each step (inpainting)."""
@@ -238,7 +248,7 @@ def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, pred
     total = len(timesteps)
     for i, t in enumerate(timesteps):
         ctx.check_interrupt()
-        noise_pred = predict(scheduler, latents, t)
+        noise_pred = predict(scheduler, latents, t, i, total)
         if finish and i == total - 1:
             output = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
             latents = denoised_estimate(scheduler, output, noise_pred, t, latents)

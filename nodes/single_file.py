@@ -8,6 +8,7 @@ assets/configs/clip (see build_clip_tokenizer.py and docs/sdxl.md).
 """
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -139,3 +140,34 @@ def load_vae(path: Path, dtype, configs: Path | None = None):
     if any(p.is_meta for p in vae.parameters()):
         raise InputError("vae_name", f"{path.name}: the VAE weights are incomplete in this file")
     return vae
+
+
+def load_controlnet(path: Path, dtype, configs: Path | None = None):
+    """A single-file ControlNet: the original layout (`control_model.input_blocks...`, SD1.5 only, as
+    diffusers converts it) or diffusers' layout in one file (common for SDXL). The file holds no
+    config: it is read as a ControlNet of the shipped SD1.5 or SDXL UNet config, told apart by the
+    SDXL text-time embedding; other shapes (SDXL "mid"/"small", SD2) need a diffusers folder."""
+    from diffusers import ControlNetModel
+    from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise InputError("control_net_name", f"{path.name} is not a readable safetensors file: {exc}") from None
+    family = "sdxl" if any(k.endswith(("add_embedding.linear_1.weight", "label_emb.0.0.weight")) for k in state) \
+        else "sd15"
+    unet_config = json.loads(((configs or CONFIGS) / family / "unet" / "config.json").read_text())
+    accepted = inspect.signature(ControlNetModel.__init__).parameters
+    net = ControlNetModel.from_config({k: v for k, v in unet_config.items() if k in accepted})
+    weights = convert_controlnet_checkpoint(state, net.config)
+    try:
+        if any(v is None for v in weights.values()):
+            raise RuntimeError("weights missing from the file")
+        net.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise InputError("control_net_name", f"{path.name} is not a ControlNet of the standard {family} shape "
+                                             f"({first}); put it in models/controlnet as a diffusers folder "
+                                             "(config.json beside the weights)") from None
+    return net.to(dtype=dtype).eval()

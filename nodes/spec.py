@@ -13,7 +13,8 @@ from typing import Any
 # Socket types: values that flow along links between nodes.
 MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE = "MODEL", "CLIP", "VAE", "CONDITIONING", "LATENT", "IMAGE"
 MASK = "MASK"  # float tensors in [0, 1], shaped (batch, height, width); 1 = the part to repaint
-SOCKET_TYPES = (MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE, MASK)
+CONTROL_NET = "CONTROL_NET"
+SOCKET_TYPES = (MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE, MASK, CONTROL_NET)
 # Value types: constants held by widgets (they may also be fed by a link of the same type).
 INT, FLOAT, STRING, BOOLEAN, COMBO = "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"
 VALUE_TYPES = (INT, FLOAT, STRING, BOOLEAN, COMBO)

@@ -61,6 +61,29 @@ class VAEModel:
         return self.vae.config.latent_channels
 
 
+@dataclass(eq=False)
+class ControlNet:
+    """CONTROL_NET: a ControlNet (diffusers' ControlNetModel) that steers a UNet of its family."""
+    net: Any
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class ControlHint:
+    """A ControlNet attached to a conditioning with its control image (batch x 3 x H x W, in [0, 1]),
+    its strength and the part of the sampler's steps it acts on (diffusers' control_guidance_start
+    and control_guidance_end: fractions of the steps run)."""
+    control_net: ControlNet
+    image: torch.Tensor
+    strength: float
+    start: float = 0.0
+    end: float = 1.0
+
+    def acts_at(self, step: int, total: int) -> bool:
+        """As diffusers' `controlnet_keep`: off for step i where i/total < start or (i+1)/total > end."""
+        return not (step / total < self.start or (step + 1) / total > self.end)
+
+
 @dataclass(frozen=True, eq=False)
 class Conditioning:
     """CONDITIONING: what a text encoder made of one prompt.
@@ -78,6 +101,8 @@ class Conditioning:
     also: tuple[Conditioning, ...] = ()
     # ConditioningSetTimestepRange: (start, end) of sampling where this prompt acts, 0 = the noisiest.
     timestep_range: tuple[float, float] | None = None
+    # ControlNetApply(Advanced): ControlNets steering the UNet where this prompt is used, in the order applied.
+    control: tuple[ControlHint, ...] = ()
 
     def entries(self) -> list[Conditioning]:
         """This prompt and the ones combined with it, one by one."""
@@ -119,7 +144,7 @@ def nbytes(value: Any) -> int:
     """Bytes of tensor data held by a value (models excluded: the model cache counts those)."""
     if isinstance(value, torch.Tensor):
         return value.element_size() * value.nelement()
-    if isinstance(value, (DiffusionModel, TextEncoder, VAEModel)):
+    if isinstance(value, (DiffusionModel, TextEncoder, VAEModel, ControlNet)):
         return 0
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return sum(nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
@@ -140,6 +165,8 @@ def model_modules(values) -> dict[int, Any]:
             modules.update((id(m), m) for m in value.encoders)
         elif isinstance(value, VAEModel):
             modules[id(value.vae)] = value.vae
+        elif isinstance(value, ControlNet):
+            modules[id(value.net)] = value.net
     return modules
 
 

@@ -35,7 +35,7 @@ def sdxl_executor(sdxl_settings):
 
 def loaded(executor, family: str):
     """(MODEL, CLIP, VAE) of the loaded checkpoint of a family."""
-    return next(m for m in executor.loaded_models() if m[0].family == family)
+    return next(m for m in executor.loaded_models() if getattr(m[0], "family", None) == family)
 
 
 def pipeline(executor, cls, family: str, scheduler):
