@@ -10,6 +10,8 @@ import inspect
 
 import diffusers
 
+from latentgraph.graph.errors import InputError
+
 # sampler_name -> (diffusers class name, fixed settings)
 SAMPLERS: dict[str, tuple[str, dict]] = {
     "euler": ("EulerDiscreteScheduler", {}),
@@ -77,6 +79,11 @@ def make_scheduler(base_config: dict, sampler_name: str, scheduler: str, seed: i
     accepted = inspect.signature(cls.__init__).parameters
     # Explicit settings rather than from_config's defaults-tracking: a shared config patched by a
     # pipeline (e.g. DDIM's clip_sample) must not leak in, and unknown keys are dropped here.
+    if base_config.get("rescale_betas_zero_snr") and "rescale_betas_zero_snr" not in accepted:
+        zsnr = [n for n, (c, _) in SAMPLERS.items()
+                if "rescale_betas_zero_snr" in inspect.signature(getattr(diffusers, c).__init__).parameters]
+        raise InputError("sampler_name", f"{sampler_name!r} ({cls_name}) has no zero terminal SNR schedule in "
+                                         f"diffusers, which this model uses: pick one of {', '.join(zsnr)}")
     settings = {k: v for k, v in base_config.items() if k in accepted and not k.startswith("_")}
     # Stable Diffusion pipelines force these on any scheduler they are given (latents are not in
     # [-1, 1], and SD counts steps from 1): do the same so that our steps are theirs.

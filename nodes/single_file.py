@@ -98,6 +98,19 @@ def _tokenizers(config: Path) -> dict:
     return given
 
 
+def _sampling_marks(path: Path) -> dict:
+    """Scheduler settings of a checkpoint marked as v-prediction (`v_pred` key) or zero terminal SNR
+    (`ztsnr`), the marks that SDXL v-prediction fine-tunes carry and ComfyUI reads."""
+    with safe_open(str(path), framework="pt") as handle:
+        keys = set(handle.keys())
+    marks = {}
+    if "v_pred" in keys:
+        marks["prediction_type"] = "v_prediction"
+    if "ztsnr" in keys:
+        marks["rescale_betas_zero_snr"] = True
+    return marks
+
+
 def load(path: Path, device, dtype, configs: Path | None = None):
     """(MODEL, CLIP, VAE) of a single-file checkpoint. `configs` holds one diffusers-layout config
     folder per family (default: the ones shipped in assets/configs)."""
@@ -122,6 +135,7 @@ def load(path: Path, device, dtype, configs: Path | None = None):
     tokenizers = [getattr(pipe, n.replace("text_encoder", "tokenizer")) for n in names]
     index = json.loads((config / "model_index.json").read_text())
     scheduler_config = json.loads((config / "scheduler" / "scheduler_config.json").read_text())
+    scheduler_config.update(_sampling_marks(path))
     return assemble(path.name, pipe.unet, pipe.vae, tokenizers, [modules[n] for n in names], scheduler_config,
                     family, bool(index.get("force_zeros_for_empty_prompt", family == "sdxl")))
 

@@ -1,0 +1,76 @@
+"""ModelSamplingDiscrete (v-prediction, zero terminal SNR) samples as diffusers' StableDiffusionPipeline
+with those scheduler settings, bit for bit; single files marked `v_pred` / `ztsnr` load with them."""
+from __future__ import annotations
+
+import diffusers
+import numpy as np
+import pytest
+import torch
+from helpers import read_png, txt2img
+from safetensors import safe_open
+from safetensors.torch import save_file
+from test_fidelity_sd15 import as_uint8
+from test_single_file import write_family
+
+from latentgraph import tiny_random
+from latentgraph.graph.errors import NodeError, WorkflowInvalid
+from latentgraph.nodes import single_file
+
+
+def with_sampling(wf: dict, sampling: str, zsnr: bool) -> dict:
+    wf["nodes"]["sampling"] = {"type": "ModelSamplingDiscrete", "inputs": {
+        "model": {"node": "ckpt", "output": "MODEL"}, "sampling": sampling, "zsnr": zsnr}}
+    wf["nodes"]["sampler"]["inputs"]["model"] = {"node": "sampling", "output": "MODEL"}
+    return wf
+
+
+@pytest.mark.parametrize(("sampler", "spacing", "zsnr"), [("euler", ("normal", "linspace"), False),
+                                                          ("euler", ("simple", "trailing"), True),
+                                                          ("dpmpp_2m", ("simple", "trailing"), True)])
+def test_v_prediction_equals_the_pipeline_with_those_settings(executor, sampler, spacing, zsnr):
+    wf = with_sampling(txt2img(seed=9, steps=6, sampler_name=sampler, scheduler=spacing[0]), "v_prediction", zsnr)
+    ours = read_png(executor.run(wf).images[0]["path"])
+    ((model, clip, vae),) = executor.loaded_models()
+    cls, flags = {"euler": ("EulerDiscreteScheduler", {}),
+                  "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"})}[sampler]
+    scheduler = getattr(diffusers, cls).from_config(model.scheduler_config, prediction_type="v_prediction",
+                                                    rescale_betas_zero_snr=zsnr, timestep_spacing=spacing[1], **flags)
+    pipe = diffusers.StableDiffusionPipeline(vae=vae.vae, text_encoder=clip.encoders[0], tokenizer=clip.tokenizers[0],
+                                             unet=model.unet, scheduler=scheduler, safety_checker=None,
+                                             feature_extractor=None, requires_safety_checker=False)
+    theirs = pipe("a red circle", negative_prompt="", num_inference_steps=6, guidance_scale=6.0, height=64, width=64,
+                  generator=torch.Generator("cpu").manual_seed(9), output_type="np").images
+    plain = read_png(executor.run(txt2img(seed=9, steps=6, sampler_name=sampler, scheduler=spacing[0]))
+                     .images[0]["path"])
+    assert np.abs(ours.astype(int) - plain).mean() > 1  # the setting reached the sampler
+    assert np.array_equal(ours, as_uint8(theirs)[0])
+
+
+def test_eps_without_zsnr_changes_nothing(executor):
+    plain = read_png(executor.run(txt2img(seed=4, steps=4)).images[0]["path"])
+    assert np.array_equal(read_png(executor.run(with_sampling(txt2img(seed=4, steps=4), "eps", False))
+                                   .images[0]["path"]), plain)
+
+
+def test_refusals_name_the_input(executor):
+    with pytest.raises(NodeError) as no_zsnr:
+        executor.run(with_sampling(txt2img(steps=2, sampler_name="heun"), "eps", True))
+    assert (no_zsnr.value.error.node_id, no_zsnr.value.error.input) == ("sampler", "sampler_name")
+    assert "euler" in no_zsnr.value.error.message
+    with pytest.raises(WorkflowInvalid) as lcm:
+        executor.run(with_sampling(txt2img(steps=2), "lcm", False))
+    (error,) = lcm.value.errors
+    assert (error.node_id, error.input, error.kind) == ("sampling", "sampling", "unsupported")
+
+
+def test_single_files_marked_v_pred_and_ztsnr_load_with_those_settings(tmp_path):
+    path = write_family(tmp_path, "sd15", tiny_random.sd15_components(seed=2), shipped=True)
+    model = single_file.load(path, "cpu", torch.float32, configs=tmp_path / "configs")[0]
+    assert model.scheduler_config["prediction_type"] == "epsilon"
+    assert not model.scheduler_config.get("rescale_betas_zero_snr")
+    with safe_open(str(path), framework="pt") as handle:
+        state = {k: handle.get_tensor(k) for k in handle.keys()}
+    save_file({**state, "v_pred": torch.tensor([]), "ztsnr": torch.tensor([])}, str(tmp_path / "marked.safetensors"))
+    marked = single_file.load(tmp_path / "marked.safetensors", "cpu", torch.float32, configs=tmp_path / "configs")[0]
+    assert marked.scheduler_config["prediction_type"] == "v_prediction"
+    assert marked.scheduler_config["rescale_betas_zero_snr"] is True
