@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from latentgraph.nodes.image import UPSCALE_METHODS, resize
+from latentgraph.nodes.image import UPSCALE_METHODS, rescale
 from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, MASK, Input, Output, node
 
 MAX_SIDE = 16384
@@ -74,5 +74,4 @@ def image_crop(ctx, image: torch.Tensor, width: int, height: int, x: int, y: int
       outputs=[Output("IMAGE", IMAGE)])
 def image_scale_to_total_pixels(ctx, image: torch.Tensor, upscale_method: str, megapixels: float):
     height, width = image.shape[-2:]
-    scale = math.sqrt(megapixels * 1024 * 1024 / (width * height))
-    return (resize(image, max(1, round(width * scale)), max(1, round(height * scale)), upscale_method),)
+    return (rescale(image, math.sqrt(megapixels * 1024 * 1024 / (width * height)), upscale_method),)

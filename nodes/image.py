@@ -195,8 +195,13 @@ def image_scale(ctx, image: torch.Tensor, upscale_method: str, width: int, heigh
               Input("scale_by", FLOAT, default=1.0, min=0.01, max=8.0, step=0.01)],
       outputs=[Output("IMAGE", IMAGE)])
 def image_scale_by(ctx, image: torch.Tensor, upscale_method: str, scale_by: float):
+    return (rescale(image, scale_by, upscale_method),)
+
+
+def rescale(image: torch.Tensor, factor: float, method: str) -> torch.Tensor:
+    """Resized by a factor, each side rounded to whole pixels."""
     h, w = image.shape[-2:]
-    return (resize(image, max(1, round(w * scale_by)), max(1, round(h * scale_by)), upscale_method),)
+    return resize(image, max(1, round(w * factor)), max(1, round(h * factor)), method)
 
 
 @node("ImageBlur", category="image/postprocessing", description="Gaussian blur.",
