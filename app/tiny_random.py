@@ -93,21 +93,33 @@ def save_sd15_loras(folder: str | Path, seed: int = 1) -> Path:
     diffusers' training scripts save them (LoraConfig as metadata): tiny-unet.safetensors for the
     UNet only, tiny-style.safetensors for the UNet and the text encoder."""
     from diffusers import StableDiffusionPipeline
+    return _save_loras(folder, sd15_components(seed=seed), ["text_encoder"], StableDiffusionPipeline.save_lora_weights)
+
+
+def save_sdxl_loras(folder: str | Path, seed: int = 0) -> Path:
+    """The same two LoRAs for `sdxl_components(seed)`: tiny-unet.safetensors, and tiny-style.safetensors
+    with both text encoders too."""
+    from diffusers import StableDiffusionXLPipeline
+    return _save_loras(folder, sdxl_components(seed=seed), ["text_encoder", "text_encoder_2"],
+                       StableDiffusionXLPipeline.save_lora_weights)
+
+
+def _save_loras(folder, parts: dict, encoders: list[str], save) -> Path:
     from peft import LoraConfig, inject_adapter_in_model
     from peft.utils import get_peft_model_state_dict
 
-    parts = sd15_components(seed=seed)
     torch.manual_seed(7)
     parts["unet"].add_adapter(LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
                                          target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    text_config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
-                             target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
-    inject_adapter_in_model(text_config, parts["text_encoder"])
     unet = {"unet_lora_layers": get_peft_model_state_dict(parts["unet"]),
             "unet_lora_adapter_metadata": parts["unet"].peft_config["default"].to_dict()}
-    text = {"text_encoder_lora_layers": get_peft_model_state_dict(parts["text_encoder"]),
-            "text_encoder_lora_adapter_metadata": text_config.to_dict()}
-    save = StableDiffusionPipeline.save_lora_weights
+    text = {}
+    for name in encoders:
+        config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                            target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
+        inject_adapter_in_model(config, parts[name])
+        text.update({f"{name}_lora_layers": get_peft_model_state_dict(parts[name]),
+                     f"{name}_lora_adapter_metadata": config.to_dict()})
     save(folder, **unet, safe_serialization=True, weight_name="tiny-unet.safetensors")
     save(folder, **unet, **text, safe_serialization=True, weight_name="tiny-style.safetensors")
     return Path(folder)

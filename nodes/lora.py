@@ -65,7 +65,8 @@ def load_text_encoder_lora(encoder, state_dict: dict, alphas: dict | None, metad
     transformers route it takes (`load_adapter`) demands a PEFT release newer than PyPI has."""
     weights = {k.removeprefix(f"{prefix}."): v for k, v in state_dict.items() if k.startswith(f"{prefix}.")}
     weights = convert_state_dict_to_peft(convert_state_dict_to_diffusers(weights))
-    weights = {k.removeprefix("text_model."): v for k, v in weights.items()}  # transformers 5 flattened CLIP
+    if not hasattr(encoder, "text_model"):  # transformers 5 flattened CLIPTextModel (not ...WithProjection)
+        weights = {k.removeprefix("text_model."): v for k, v in weights.items()}
     ranks = {f"{n}.lora_B.weight": weights[f"{n}.lora_B.weight"].shape[1] for n, _ in encoder.named_modules()
              if f"{n}.lora_B.weight" in weights}
     if alphas is not None:
