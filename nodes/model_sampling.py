@@ -1,10 +1,10 @@
-"""ModelSamplingDiscrete: what a checkpoint predicts and its noise schedule, for checkpoints whose
-files do not say (v-prediction fine-tunes, zero terminal SNR)."""
+"""Model patches: ModelSamplingDiscrete (what a checkpoint predicts and its noise schedule, for
+checkpoints whose files do not say: v-prediction fine-tunes, zero terminal SNR) and FreeU."""
 from __future__ import annotations
 
 import dataclasses
 
-from latentgraph.nodes.spec import BOOLEAN, COMBO, MODEL, Input, Output, node
+from latentgraph.nodes.spec import BOOLEAN, COMBO, FLOAT, MODEL, Input, Output, node
 from latentgraph.nodes.values import DiffusionModel
 
 # ComfyUI's names -> diffusers' prediction_type
@@ -29,3 +29,20 @@ REFUSED = {
 def model_sampling_discrete(ctx, model: DiffusionModel, sampling: str, zsnr: bool):
     config = {**model.scheduler_config, "prediction_type": PREDICTIONS[sampling], "rescale_betas_zero_snr": zsnr}
     return (dataclasses.replace(model, scheduler_config=config),)
+
+
+def _factor(name: str, default: float, what: str) -> Input:
+    return Input(name, FLOAT, default=default, min=0.0, max=10.0, step=0.01, tooltip=what)
+
+
+@node("FreeU", category="model_patches",
+      description="FreeU as diffusers' enable_freeu applies it: in the first two up-blocks of the UNet, half the "
+                  "backbone channels are scaled by b1 / b2 and the skip features' low frequencies by s1 / s2.",
+      inputs=[Input("model", MODEL),
+              _factor("b1", 1.1, "Backbone scale in the first up-block."),
+              _factor("b2", 1.2, "Backbone scale in the second up-block."),
+              _factor("s1", 0.9, "Skip-feature scale in the first up-block."),
+              _factor("s2", 0.2, "Skip-feature scale in the second up-block.")],
+      outputs=[Output("MODEL", MODEL)])
+def free_u(ctx, model: DiffusionModel, b1: float, b2: float, s1: float, s2: float):
+    return (dataclasses.replace(model, freeu={"s1": s1, "s2": s2, "b1": b1, "b2": b2}),)

@@ -6,6 +6,7 @@ image, diffusers' `strength`): the same calls in the same order, the same CPU ge
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import torch
@@ -310,9 +311,22 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
         if add_noise:
             noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
             latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
-    with adapters_active(model.unet, model.adapters):
+    with adapters_active(model.unet, model.adapters), freeu_active(model):
         latents = denoise_loop(ctx, model, sched, timesteps, latents, predict, generator, finish, after_step)
     return latent_image.replace(samples=latents, dist=None)
+
+
+@contextlib.contextmanager
+def freeu_active(model: DiffusionModel):
+    """FreeU switched on in the shared UNet for this model's sampling only (runs do not overlap)."""
+    if not model.freeu:
+        yield
+        return
+    model.unet.enable_freeu(**model.freeu)
+    try:
+        yield
+    finally:
+        model.unet.disable_freeu()
 
 
 def latent_mask(mask: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:

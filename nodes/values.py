@@ -23,6 +23,7 @@ class DiffusionModel:
     vae_scale_factor: int = 8  # of the checkpoint's VAE: pixels per latent cell
     previewer: Any = None  # a cheap latent -> RGB map for live previews
     adapters: tuple = ()  # LoRA (adapter name, strength) pairs switched on while this model samples
+    freeu: dict | None = None  # FreeU's s1, s2, b1, b2, switched on while this model samples
 
     @property
     def device(self) -> torch.device:

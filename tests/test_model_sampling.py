@@ -14,6 +14,7 @@ from test_single_file import write_family
 
 from latentgraph import tiny_random
 from latentgraph.graph.errors import NodeError, WorkflowInvalid
+from latentgraph.graph.executor import Executor
 from latentgraph.nodes import single_file
 
 
@@ -74,3 +75,30 @@ def test_single_files_marked_v_pred_and_ztsnr_load_with_those_settings(tmp_path)
     marked = single_file.load(tmp_path / "marked.safetensors", "cpu", torch.float32, configs=tmp_path / "configs")[0]
     assert marked.scheduler_config["prediction_type"] == "v_prediction"
     assert marked.scheduler_config["rescale_betas_zero_snr"] is True
+
+
+def test_freeu_equals_diffusers_enable_freeu_and_leaves_the_shared_unet_as_it_was(executor):
+    plain_wf = txt2img(seed=6, steps=5)
+    wf = txt2img(seed=6, steps=5)
+    wf["nodes"]["freeu"] = {"type": "FreeU", "inputs": {"model": {"node": "ckpt", "output": "MODEL"},
+                                                        "b1": 1.3, "b2": 1.4, "s1": 0.9, "s2": 0.2}}
+    wf["nodes"]["sampler"]["inputs"]["model"] = {"node": "freeu", "output": "MODEL"}
+    plain = read_png(executor.run(plain_wf).images[0]["path"])
+    ((model, clip, vae),) = executor.loaded_models()
+    pipe = diffusers.StableDiffusionPipeline(
+        vae=vae.vae, text_encoder=clip.encoders[0], tokenizer=clip.tokenizers[0], unet=model.unet,
+        scheduler=diffusers.EulerDiscreteScheduler.from_config(model.scheduler_config, timestep_spacing="linspace"),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.enable_freeu(s1=0.9, s2=0.2, b1=1.3, b2=1.4)
+    theirs = pipe("a red circle", negative_prompt="", num_inference_steps=5, guidance_scale=6.0, height=64, width=64,
+                  generator=torch.Generator("cpu").manual_seed(6), output_type="np").images
+    pipe.disable_freeu()
+    ours = read_png(executor.run(wf).images[0]["path"])
+    assert np.abs(ours.astype(int) - plain).mean() > 1
+    assert np.array_equal(ours, as_uint8(theirs)[0])
+    # A graph without FreeU sampled afterwards on the same loaded UNet (a new seed: not from the cache)
+    # gives what a fresh process gives.
+    after = executor.run(txt2img(seed=7, steps=5))
+    assert next(r.status for r in after.report if r.node_id == "sampler") == "executed"
+    fresh = Executor(executor.settings).run(txt2img(seed=7, steps=5))
+    assert np.array_equal(read_png(after.images[0]["path"]), read_png(fresh.images[0]["path"]))
