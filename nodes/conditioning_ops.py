@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from latentgraph.graph.errors import InputError
-from latentgraph.nodes.spec import CONDITIONING, FLOAT, Input, Output, node
+from latentgraph.nodes.spec import COMBO, CONDITIONING, FLOAT, INT, MASK, Input, Output, node
 from latentgraph.nodes.values import Conditioning
 
 
@@ -102,3 +102,59 @@ def _start_before_end(values: dict) -> list[tuple[str, str]]:
       outputs=[Output("CONDITIONING", CONDITIONING)], check=_start_before_end)
 def conditioning_set_timestep_range(ctx, conditioning: Conditioning, start: float, end: float):
     return (_each(conditioning, lambda c: dataclasses.replace(c, timestep_range=(start, end))),)
+
+
+AREA_STRENGTH = Input("strength", FLOAT, default=1.0, min=0.0, max=10.0, step=0.01,
+                      tooltip="Weight of this prompt's prediction against the others' where they overlap.")
+
+
+def _pixels(name: str, default: int) -> Input:
+    return Input(name, INT, default=default, min=0 if name in ("x", "y") else 64, max=16384, step=8)
+
+
+@node("ConditioningSetArea", category="conditioning",
+      description="Lets the prompt act only in a rectangle of the picture (in pixels); combine it with prompts for "
+                  "the rest. Where prompts overlap, their predictions are averaged by strength; the rectangle's "
+                  "inner edges fade over 8 latent cells.",
+      inputs=[Input("conditioning", CONDITIONING), _pixels("width", 64), _pixels("height", 64), _pixels("x", 0),
+              _pixels("y", 0), AREA_STRENGTH],
+      outputs=[Output("CONDITIONING", CONDITIONING)])
+def conditioning_set_area(ctx, conditioning: Conditioning, width: int, height: int, x: int, y: int,
+                          strength: float):
+    return (_each(conditioning, lambda c: dataclasses.replace(
+        c, area=(x, y, width, height), area_fraction=False, strength=strength)),)
+
+
+def _fraction(name: str, default: float) -> Input:
+    return Input(name, FLOAT, default=default, min=0.0, max=1.0, step=0.01)
+
+
+@node("ConditioningSetAreaPercentage", category="conditioning",
+      description="ConditioningSetArea with the rectangle given as fractions of the picture's width and height.",
+      inputs=[Input("conditioning", CONDITIONING), _fraction("width", 1.0), _fraction("height", 1.0),
+              _fraction("x", 0.0), _fraction("y", 0.0), AREA_STRENGTH],
+      outputs=[Output("CONDITIONING", CONDITIONING)])
+def conditioning_set_area_percentage(ctx, conditioning: Conditioning, width: float, height: float, x: float,
+                                     y: float, strength: float):
+    return (_each(conditioning, lambda c: dataclasses.replace(
+        c, area=(x, y, width, height), area_fraction=True, strength=strength)),)
+
+
+@node("ConditioningSetAreaStrength", category="conditioning",
+      description="Sets the weight of the prompt's prediction against the others combined with it.",
+      inputs=[Input("conditioning", CONDITIONING), AREA_STRENGTH],
+      outputs=[Output("CONDITIONING", CONDITIONING)])
+def conditioning_set_area_strength(ctx, conditioning: Conditioning, strength: float):
+    return (_each(conditioning, lambda c: dataclasses.replace(c, strength=strength)),)
+
+
+@node("ConditioningSetMask", category="conditioning",
+      description="Lets the prompt act where the mask is (weighted by its values and the strength); combine it "
+                  "with prompts for the rest. 'mask bounds' runs the model on the mask's bounding box only.",
+      inputs=[Input("conditioning", CONDITIONING), Input("mask", MASK), AREA_STRENGTH,
+              Input("set_cond_area", COMBO, default="default", choices=["default", "mask bounds"])],
+      outputs=[Output("CONDITIONING", CONDITIONING)])
+def conditioning_set_mask(ctx, conditioning: Conditioning, mask: torch.Tensor, strength: float, set_cond_area: str):
+    mask = mask[:1] if mask.ndim == 3 else mask[None]
+    return (_each(conditioning, lambda c: dataclasses.replace(
+        c, mask=mask, mask_bounds=set_cond_area == "mask bounds", strength=strength)),)

@@ -104,6 +104,19 @@ class Conditioning:
     timestep_range: tuple[float, float] | None = None
     # ControlNetApply(Advanced): ControlNets steering the UNet where this prompt is used, in the order applied.
     control: tuple[ControlHint, ...] = ()
+    # ConditioningSetArea(Percentage) / SetMask: where in the picture this prompt acts, and its weight
+    # there against the other prompts combined with it. area: (x, y, width, height), in pixels or
+    # (area_fraction) as fractions of the picture; mask: (1, height, width) in [0, 1], any size.
+    area: tuple[float, float, float, float] | None = None
+    area_fraction: bool = False
+    mask: torch.Tensor | None = None
+    mask_bounds: bool = False  # run the model on the mask's bounding box only
+    strength: float = 1.0
+
+    @property
+    def weighted(self) -> bool:
+        """Whether this prompt has an area, a mask or a strength for the sampler to weigh."""
+        return self.area is not None or self.mask is not None or self.strength != 1.0
 
     def entries(self) -> list[Conditioning]:
         """This prompt and the ones combined with it, one by one."""
