@@ -31,6 +31,18 @@ def txt2img(ckpt="tiny-sd15", prompt="a red circle", negative="", seed=1, steps=
     }}
 
 
+def add_lora(workflow: dict, lora: str, strength_model: float, strength_clip: float) -> dict:
+    """The workflow (ours or sdxl_txt2img) with a LoraLoader between its checkpoint and its sampler and prompts."""
+    nodes = workflow["nodes"]
+    nodes["lora"] = {"type": "LoraLoader", "inputs": {
+        "model": {"node": "ckpt", "output": "MODEL"}, "clip": {"node": "ckpt", "output": "CLIP"},
+        "lora_name": lora, "strength_model": strength_model, "strength_clip": strength_clip}}
+    nodes["sampler"]["inputs"]["model"] = {"node": "lora", "output": "MODEL"}
+    for name in ("pos", "neg"):
+        nodes[name]["inputs"]["clip"] = {"node": "lora", "output": "CLIP"}
+    return workflow
+
+
 def to_img2img(workflow: dict, image: str, denoise: float) -> dict:
     """A txt2img workflow (ours or sdxl_txt2img) turned into img2img: `image` from the input folder,
     VAE-encoded, as the sampler's latent, at `denoise`."""

@@ -8,7 +8,7 @@ import diffusers
 import numpy as np
 import pytest
 import torch
-from helpers import read_png, txt2img
+from helpers import add_lora, read_png, txt2img
 from safetensors.torch import load_file
 from transformers import CLIPTextModel
 
@@ -31,15 +31,7 @@ def lora_models(models_dir, tmp_path_factory):
 
 
 def with_lora(strength_model=0.7, strength_clip=0.7, lora="tiny-style.safetensors", **kwargs):
-    wf = txt2img(seed=4, steps=5, **kwargs)
-    nodes = wf["nodes"]
-    nodes["lora"] = {"type": "LoraLoader", "inputs": {
-        "model": {"node": "ckpt", "output": "MODEL"}, "clip": {"node": "ckpt", "output": "CLIP"},
-        "lora_name": lora, "strength_model": strength_model, "strength_clip": strength_clip}}
-    nodes["sampler"]["inputs"]["model"] = {"node": "lora", "output": "MODEL"}
-    for name in ("pos", "neg"):
-        nodes[name]["inputs"]["clip"] = {"node": "lora", "output": "CLIP"}
-    return wf
+    return add_lora(txt2img(seed=4, steps=5, **kwargs), lora, strength_model, strength_clip)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import diffusers
 import numpy as np
 import pytest
 import torch
-from helpers import read_png
+from helpers import add_lora, read_png
 from safetensors.torch import load_file
 from sdxl_helpers import BASE, loaded, sdxl_models_dir, sdxl_txt2img  # noqa: F401
 
@@ -34,15 +34,7 @@ def xl_lora_settings(sdxl_models_dir, tmp_path):  # noqa: F811
 
 
 def with_lora(strength_model, strength_clip, lora="tiny-style.safetensors"):
-    wf = sdxl_txt2img(seed=5, steps=5)
-    nodes = wf["nodes"]
-    nodes["lora"] = {"type": "LoraLoader", "inputs": {
-        "model": {"node": "ckpt", "output": "MODEL"}, "clip": {"node": "ckpt", "output": "CLIP"},
-        "lora_name": lora, "strength_model": strength_model, "strength_clip": strength_clip}}
-    nodes["sampler"]["inputs"]["model"] = {"node": "lora", "output": "MODEL"}
-    for name in ("pos", "neg"):
-        nodes[name]["inputs"]["clip"] = {"node": "lora", "output": "CLIP"}
-    return wf
+    return add_lora(sdxl_txt2img(seed=5, steps=5), lora, strength_model, strength_clip)
 
 
 def test_sdxl_unet_lora_equals_diffusers_load_lora_weights(xl_lora_settings):
