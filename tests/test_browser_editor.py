@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -365,6 +366,114 @@ def test_image_upload_shows_a_thumbnail_in_load_image(page, tmp_path):
         " return i && i.complete && i.naturalWidth === 48; }")
     stored = workflow(page)["nodes"][node_id]["inputs"]["image"]
     assert stored and stored in page.locator(f"{node} [data-testid=widget-image] select").input_value()
+
+
+def segment_distance(x: float, y: float, a: tuple[float, float], b: tuple[float, float]) -> float:
+    (ax, ay), (bx, by) = a, b
+    dx, dy = bx - ax, by - ay
+    t = max(0.0, min(1.0, ((x - ax) * dx + (y - ay) * dy) / ((dx * dx + dy * dy) or 1)))
+    return ((x - ax - t * dx) ** 2 + (y - ay - t * dy) ** 2) ** 0.5
+
+
+def paint_mask(page, width: int, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drag across the mask editor's canvas between two points given in pixels of the picture."""
+    box = page.locator("[data-testid=mask-canvas]").bounding_box()
+    scale = box["width"] / width
+    def at(p):
+        return box["x"] + (p[0] + 0.5) * scale, box["y"] + (p[1] + 0.5) * scale
+    page.mouse.move(*at(start))
+    page.mouse.down()
+    page.mouse.move(*at(end), steps=10)
+    page.mouse.up()
+
+
+def save_mask(page, node: str, node_id: str, before: str, input_dir: Path):
+    """Save in the mask editor; returns the picture the node's image widget names now."""
+    from PIL import Image
+
+    page.click("[data-testid=mask-save]")
+    page.locator("[data-testid=mask-editor]").wait_for(state="detached")
+    name = workflow(page)["nodes"][node_id]["inputs"]["image"]
+    assert name != before and name.endswith(".png")
+    assert page.locator(f"{node} [data-testid=widget-image] select").input_value() == name
+    page.wait_for_function(  # the thumbnail shows the new file
+        f"() => {{ const i = document.querySelector('{node} [data-testid=input-thumbnail]');"
+        f" return i && i.complete && i.src.endsWith({json.dumps(name)}); }}")
+    with Image.open(input_dir / name) as saved:
+        saved.load()
+    return name, saved
+
+
+def assert_mask(saved, original, painted, clear) -> None:
+    """Alpha 0 wherever painted(x, y), 255 wherever clear(x, y); RGB exactly the original's."""
+    assert saved.mode == "RGBA" and saved.size == original.size
+    assert saved.convert("RGB").tobytes() == original.tobytes()
+    alpha = saved.getchannel("A")
+    width, height = saved.size
+    wrong = [(x, y, alpha.getpixel((x, y))) for y in range(height) for x in range(width)
+             if (painted(x, y) and alpha.getpixel((x, y)) != 0) or (clear(x, y) and alpha.getpixel((x, y)) != 255)]
+    assert not wrong, f"alpha wrong at {wrong[:10]} ({len(wrong)} pixels)"
+    assert any(painted(x, y) for y in range(height) for x in range(width))
+
+
+def test_mask_editor_paints_the_transparent_part_of_a_load_image_picture(page, server_dirs, tmp_path):
+    from PIL import Image
+
+    # Random colours, so that any change to the RGB (e.g. a canvas losing it under alpha 0) shows.
+    width, height = 96, 64
+    original = Image.frombytes("RGB", (width, height), random.Random(0).randbytes(width * height * 3))
+    original.save(tmp_path / "mask me.png")
+    page.mouse.dblclick(760, 780)
+    page.fill("[data-testid=search-input]", "LoadImage")
+    page.keyboard.press("Enter")
+    node_id = max(workflow(page)["nodes"], key=int)
+    node = f"[data-testid=node-{node_id}]"
+    page.locator(f"{node} [data-testid=upload-input-image]").set_input_files(str(tmp_path / "mask me.png"))
+    page.locator(f"{node} [data-testid=input-thumbnail]").wait_for()
+    uploaded = workflow(page)["nodes"][node_id]["inputs"]["image"]
+
+    # Paint a horizontal stroke with an 8-pixel brush.
+    page.click(f"{node} [data-testid=edit-mask-image]")
+    page.locator("[data-testid=mask-canvas]").wait_for()
+    page.fill("[data-testid=mask-brush-size]", "8")
+    stroke = (12, 24), (60, 24)
+    paint_mask(page, width, *stroke)
+    first, saved = save_mask(page, node, node_id, uploaded, server_dirs["input"])
+    assert first.startswith("mask_me-mask-")
+    def near(x, y, segment, d):
+        return segment_distance(x, y, *segment) < d
+    assert_mask(saved, original, painted=lambda x, y: near(x, y, stroke, 3),
+                clear=lambda x, y: not near(x, y, stroke, 6))
+
+    # Editing it again starts from its transparent part; erase the left of the stroke with a
+    # 16-pixel eraser, paint a vertical stroke, save: the RGB under the old mask is still there.
+    page.click(f"{node} [data-testid=edit-mask-image]")
+    page.wait_for_function(
+        "() => { const c = document.querySelector('[data-testid=mask-canvas]');"
+        " return c && c.getContext('2d').getImageData(40, 24, 1, 1).data[3] === 255; }")
+    page.click("[data-testid=mask-eraser]")
+    page.fill("[data-testid=mask-brush-size]", "16")
+    erased = (8, 24), (24, 24)
+    paint_mask(page, width, *erased)
+    page.click("[data-testid=mask-eraser]")
+    page.fill("[data-testid=mask-brush-size]", "8")
+    stroke2 = (80, 10), (80, 54)
+    paint_mask(page, width, *stroke2)
+    second, saved = save_mask(page, node, node_id, first, server_dirs["input"])
+    assert_mask(saved, original,
+                painted=lambda x, y: (near(x, y, stroke, 3) and not near(x, y, erased, 11)) or near(x, y, stroke2, 3),
+                clear=lambda x, y: (not near(x, y, stroke, 6) or near(x, y, erased, 6)) and not near(x, y, stroke2, 6))
+
+    # Escape cancels: no new file, the node keeps its picture.
+    files = sorted(p.name for p in server_dirs["input"].iterdir())
+    page.click(f"{node} [data-testid=edit-mask-image]")
+    page.locator("[data-testid=mask-canvas]").wait_for()
+    page.click("[data-testid=mask-clear]")
+    paint_mask(page, width, (10, 50), (40, 50))
+    page.keyboard.press("Escape")
+    page.locator("[data-testid=mask-editor]").wait_for(state="detached")
+    assert workflow(page)["nodes"][node_id]["inputs"]["image"] == second
+    assert sorted(p.name for p in server_dirs["input"].iterdir()) == files
 
 
 def test_queue_progress_preview_cancel_clear_and_interrupt(page):

@@ -82,6 +82,7 @@ const TYPE_COLORS: Record<string, string> = {
   LATENT: "#ff9cf9",
   IMAGE: "#64b5f6",
   MASK: "#81c784",
+  CONTROL_NET: "#00d78d",
   INT: "#7fb8a4",
   FLOAT: "#a3c97f",
   STRING: "#9fb0c8",

@@ -1,10 +1,11 @@
-// An input-image chooser with an upload button and a thumbnail of the chosen image.
+// An input-image chooser with an upload button, a thumbnail of the chosen image and its mask editor.
 import { useRef, useState } from "react";
 import { api } from "../api";
 import { refreshChoices } from "../catalog";
 import { toast } from "../editor/uiState";
 import type { InputDecl } from "../types";
 import { ComboWidget } from "./ComboWidget";
+import { MaskEditor } from "./MaskEditor";
 
 /** Upload an image into the server's input folder; returns the stored name. */
 export async function uploadInputImage(file: File): Promise<string | null> {
@@ -29,13 +30,16 @@ interface Props {
 export function ImageUploadWidget({ input, value, choices, invalid, onChange }: Props) {
   const fileInput = useRef<HTMLInputElement>(null);
   const [busy, setBusy] = useState(false);
+  const [editingMask, setEditingMask] = useState(false);
   const upload = async (file: File | undefined) => {
-    if (!file) return;
+    if (!file) return false;
     setBusy(true);
     const name = await uploadInputImage(file);
     setBusy(false);
     if (name) onChange(name);
+    return name !== null;
   };
+  const shown = value !== "" && choices.includes(value);
   return (
     <div className="image-upload">
       <ComboWidget input={input} value={value} choices={choices} invalid={invalid} onChange={onChange} />
@@ -59,7 +63,18 @@ export function ImageUploadWidget({ input, value, choices, invalid, onChange }: 
           e.target.value = "";
         }}
       />
-      {value && choices.includes(value) && (
+      {shown && (
+        <button
+          type="button"
+          className="widget upload-button nodrag"
+          data-testid={`edit-mask-${input.name}`}
+          disabled={busy}
+          onClick={() => setEditingMask(true)}
+        >
+          edit mask
+        </button>
+      )}
+      {shown && (
         <img
           className="input-thumbnail"
           data-testid="input-thumbnail"
@@ -70,6 +85,7 @@ export function ImageUploadWidget({ input, value, choices, invalid, onChange }: 
           onLoad={(e) => (e.currentTarget.style.display = "")}
         />
       )}
+      {editingMask && <MaskEditor image={value} onSave={upload} onClose={() => setEditingMask(false)} />}
     </div>
   );
 }
