@@ -18,7 +18,8 @@ from latentgraph.nodes.conditioning_ops import (
     conditioning_set_area_percentage,
     conditioning_set_mask,
 )
-from latentgraph.nodes.sampling import combined_predictor, guidance_batch, region_weight
+from latentgraph.nodes.regions import region_weight
+from latentgraph.nodes.sampling import combined_predictor, guidance_batch
 
 
 def ref(node, output="CONDITIONING"):
