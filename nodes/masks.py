@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from latentgraph.nodes.spec import BOOLEAN, COMBO, IMAGE, INT, MASK, Input, Output, node
+from latentgraph.nodes.spec import BOOLEAN, COMBO, FLOAT, IMAGE, INT, MASK, Input, Output, node
 
 CHANNELS = ["red", "green", "blue"]
 
@@ -54,3 +54,77 @@ def image_to_mask(ctx, image: torch.Tensor, channel: str):
       inputs=[Input("mask", MASK)], outputs=[Output("IMAGE", IMAGE)])
 def mask_to_image(ctx, mask: torch.Tensor):
     return (mask[:, None].expand(-1, 3, -1, -1).clone(),)
+
+
+MAX_SIDE = 16384
+
+
+def _side(name: str, default: int = 0) -> Input:
+    return Input(name, INT, default=default, min=0, max=MAX_SIDE, step=1)
+
+
+@node("SolidMask", category="mask", description="A mask of one value everywhere.",
+      inputs=[Input("value", FLOAT, default=1.0, min=0.0, max=1.0, step=0.01),
+              Input("width", INT, default=512, min=1, max=MAX_SIDE, step=1),
+              Input("height", INT, default=512, min=1, max=MAX_SIDE, step=1)],
+      outputs=[Output("MASK", MASK)])
+def solid_mask(ctx, value: float, width: int, height: int):
+    return (torch.full((1, height, width), float(value)),)
+
+
+@node("ThresholdMask", category="mask", description="1 where the mask is above `value`, 0 elsewhere.",
+      inputs=[Input("mask", MASK), Input("value", FLOAT, default=0.5, min=0.0, max=1.0, step=0.01)],
+      outputs=[Output("MASK", MASK)])
+def threshold_mask(ctx, mask: torch.Tensor, value: float):
+    return ((mask > value).to(mask.dtype),)
+
+
+def _ramp(pixels: int, size: int) -> torch.Tensor:
+    """(i + 1) / pixels for the first `pixels` of `size` positions, 1 after."""
+    if pixels <= 0:
+        return torch.ones(size)
+    return torch.clamp((torch.arange(size) + 1) / min(pixels, size), max=1.0)
+
+
+@node("FeatherMask", category="mask",
+      description="Fades the mask out towards its edges: linearly over `left`, `top`, `right` and `bottom` pixels.",
+      inputs=[Input("mask", MASK), _side("left"), _side("top"), _side("right"), _side("bottom")],
+      outputs=[Output("MASK", MASK)])
+def feather_mask(ctx, mask: torch.Tensor, left: int, top: int, right: int, bottom: int):
+    height, width = mask.shape[-2:]
+    rows = _ramp(top, height) * _ramp(bottom, height).flip(0)
+    cols = _ramp(left, width) * _ramp(right, width).flip(0)
+    return (mask * (rows[:, None] * cols[None, :]).to(mask),)
+
+
+@node("CropMask", category="mask", description="The part of the mask `width` x `height` large at (x, y).",
+      inputs=[Input("mask", MASK), _side("x"), _side("y"), Input("width", INT, default=512, min=1, max=MAX_SIDE),
+              Input("height", INT, default=512, min=1, max=MAX_SIDE)],
+      outputs=[Output("MASK", MASK)])
+def crop_mask(ctx, mask: torch.Tensor, x: int, y: int, width: int, height: int):
+    return (mask[..., y:y + height, x:x + width].clone(),)
+
+
+OPERATIONS = {
+    "multiply": lambda d, s: d * s,
+    "add": lambda d, s: d + s,
+    "subtract": lambda d, s: d - s,
+    "and": lambda d, s: ((d > 0.5) & (s > 0.5)).to(d.dtype),
+    "or": lambda d, s: ((d > 0.5) | (s > 0.5)).to(d.dtype),
+    "xor": lambda d, s: ((d > 0.5) ^ (s > 0.5)).to(d.dtype),
+}
+
+
+@node("MaskComposite", category="mask",
+      description="Combines `source`, placed with its top-left corner at (x, y), into `destination` where they "
+                  "overlap: multiply, add, subtract (clamped to 0-1), or and / or / xor of the masks above 0.5.",
+      inputs=[Input("destination", MASK), Input("source", MASK), _side("x"), _side("y"),
+              Input("operation", COMBO, default="multiply", choices=list(OPERATIONS))],
+      outputs=[Output("MASK", MASK)])
+def mask_composite(ctx, destination: torch.Tensor, source: torch.Tensor, x: int, y: int, operation: str):
+    out = destination.clone()
+    h, w = min(source.shape[-2], out.shape[-2] - y), min(source.shape[-1], out.shape[-1] - x)
+    if h > 0 and w > 0:
+        region = out[..., y:y + h, x:x + w]
+        out[..., y:y + h, x:x + w] = OPERATIONS[operation](region, source[..., :h, :w].to(out)).clamp(0, 1)
+    return (out,)

@@ -69,3 +69,21 @@ def test_vae_encode_for_inpaint_in_a_graph(executor, settings):
     with pytest.raises(NodeError) as refused:
         executor.run(wf)
     assert refused.value.error.node_id == "encode" and refused.value.error.input == "mask"
+
+
+def test_solid_threshold_feather_crop_and_composite_masks():
+    from latentgraph.nodes.masks import crop_mask, feather_mask, mask_composite, solid_mask, threshold_mask
+
+    (solid,) = solid_mask(None, 0.25, 6, 4)
+    assert solid.shape == (1, 4, 6) and (solid == 0.25).all()
+    ramp = torch.linspace(0, 1, 11)[None, None, :].repeat(1, 3, 1)
+    assert torch.equal(threshold_mask(None, ramp, 0.5)[0][0, 0], (ramp[0, 0] > 0.5).float())
+    (feathered,) = feather_mask(None, torch.ones(1, 10, 10), 4, 0, 2, 0)
+    torch.testing.assert_close(feathered[0, 5], torch.tensor([0.25, 0.5, 0.75, 1, 1, 1, 1, 1, 1, 0.5]))
+    assert (feathered[:, :, 4] == 1).all()  # top and bottom untouched
+    (cut,) = crop_mask(None, ramp, 2, 1, 3, 5)
+    assert torch.equal(cut, ramp[:, 1:3, 2:5])
+    (added,) = mask_composite(None, torch.full((1, 4, 4), 0.75), torch.full((1, 2, 2), 0.5), 3, 1, "add")
+    assert added[0, 1, 3] == 1.0 and added[0, 0, 3] == 0.75 and added[0, 1, 2] == 0.75  # clamped, only the overlap
+    (xored,) = mask_composite(None, torch.ones(1, 2, 2), torch.tensor([[[1.0, 0.0]]]), 0, 0, "xor")
+    assert xored[0].tolist() == [[0.0, 1.0], [1.0, 1.0]]
