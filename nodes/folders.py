@@ -18,6 +18,8 @@ try:  # installed package: the assets live beside the other subpackages
 except ImportError:  # pragma: no cover
     pass
 
+BUILTIN_CONTROLNETS = BUILTIN_MODELS.parent / "controlnets"  # not among the checkpoints' roots
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CHECKPOINT_EXTENSIONS = (".safetensors",)
 # Pickle-based formats can run code when loaded: they are listed so that a workflow naming one
@@ -29,13 +31,19 @@ def is_diffusers_folder(path: Path) -> bool:
     return path.is_dir() and (path / "model_index.json").is_file()
 
 
+# ComfyUI's folders in models/ for files that are not checkpoints
+OTHER_MODEL_FOLDERS = ("loras", "vae", "embeddings", "controlnet", "upscale_models", "clip", "clip_vision",
+                       "text_encoders", "unet", "diffusion_models", "hypernetworks", "style_models", "gligen",
+                       "vae_approx", "photomaker", "t2i_adapter")
+
+
 def checkpoint_roots(settings: Settings) -> list[Path]:
     """Where checkpoints are looked for, in order: ComfyUI's models/checkpoints, the models folder
     itself, then the models shipped in the package."""
     return [settings.models / "checkpoints", settings.models, BUILTIN_MODELS]
 
 
-def _models_in(root: Path, is_model_folder, suffixes: tuple[str, ...], skip: Path | None = None):
+def _models_in(root: Path, is_model_folder, suffixes: tuple[str, ...], skip: tuple[Path, ...] = ()):
     """(name, path) of the models under root: folders that `is_model_folder` accepts (their files are
     parts of the one model) and files with these suffixes; hidden entries and `skip` left out."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -45,7 +53,7 @@ def _models_in(root: Path, is_model_folder, suffixes: tuple[str, ...], skip: Pat
             yield rel.as_posix(), here
             dirnames.clear()
             continue
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and here / d != skip)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and here / d not in skip)
         for filename in sorted(filenames):
             if not filename.startswith(".") and filename.lower().endswith(suffixes):
                 yield (rel / filename).as_posix(), here / filename
@@ -56,8 +64,9 @@ def list_checkpoints(settings: Settings, include_pickles: bool = False) -> dict[
     found: dict[str, Path] = {}
     suffixes = CHECKPOINT_EXTENSIONS + (PICKLE_EXTENSIONS if include_pickles else ())
     for root in checkpoint_roots(settings):
-        # models/checkpoints is walked first, so walking models/ skips it
-        for name, path in _models_in(root, is_diffusers_folder, suffixes, skip=settings.models / "checkpoints"):
+        # models/checkpoints is walked first, and ComfyUI's folders of other model kinds hold no checkpoints
+        skip = tuple(settings.models / name for name in ("checkpoints", *OTHER_MODEL_FOLDERS))
+        for name, path in _models_in(root, is_diffusers_folder, suffixes, skip=skip):
             found.setdefault(name, path)
     return found
 
@@ -109,9 +118,10 @@ def list_vaes(settings: Settings, include_pickles: bool = False) -> dict[str, Pa
 
 
 def list_controlnets(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:
-    """ControlNet name -> path in models/controlnet (ComfyUI's folder): single .safetensors files and
-    diffusers ControlNet folders."""
-    return _single_models_in(settings.models / "controlnet", include_pickles)
+    """ControlNet name -> path: single .safetensors files and diffusers ControlNet folders in
+    models/controlnet (ComfyUI's folder), then the ControlNets shipped with latentgraph."""
+    return {**_single_models_in(BUILTIN_CONTROLNETS, False), **_single_models_in(settings.models / "controlnet",
+                                                                               include_pickles)}
 
 
 def list_embeddings(settings: Settings) -> dict[str, Path]:
