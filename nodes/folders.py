@@ -18,8 +18,6 @@ try:  # installed package: the assets live beside the other subpackages
 except ImportError:  # pragma: no cover
     pass
 
-BUILTIN_CONTROLNETS = BUILTIN_MODELS.parent / "controlnets"  # not among the checkpoints' roots
-
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CHECKPOINT_EXTENSIONS = (".safetensors",)
 # Pickle-based formats can run code when loaded: they are listed so that a workflow naming one
@@ -118,10 +116,9 @@ def list_vaes(settings: Settings, include_pickles: bool = False) -> dict[str, Pa
 
 
 def list_controlnets(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:
-    """ControlNet name -> path: single .safetensors files and diffusers ControlNet folders in
-    models/controlnet (ComfyUI's folder), then the ControlNets shipped with latentgraph."""
-    return {**_single_models_in(BUILTIN_CONTROLNETS, False), **_single_models_in(settings.models / "controlnet",
-                                                                               include_pickles)}
+    """ControlNet name -> path in models/controlnet (ComfyUI's folder): single .safetensors files and
+    diffusers ControlNet folders."""
+    return _single_models_in(settings.models / "controlnet", include_pickles)
 
 
 def list_embeddings(settings: Settings) -> dict[str, Path]:
