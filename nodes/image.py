@@ -5,7 +5,9 @@ device.
 """
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -95,7 +97,42 @@ def _output_path(root: Path, prefix: str) -> tuple[Path, str]:
     return folder / filename, (PurePosixPath(*pure.parts[:-1]) / filename).as_posix()
 
 
+DATE_TOKENS = (("yyyy", "%Y"), ("yy", "%y"), ("MM", "%m"), ("dd", "%d"), ("hh", "%H"), ("mm", "%M"), ("ss", "%S"))
+UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+def expand_prefix(prefix: str, workflow: dict | None, images: torch.Tensor, now: datetime | None = None) -> str:
+    """ComfyUI's filename_prefix placeholders: %date:yyyy-MM-dd hh-mm-ss% (any of those parts),
+    %year% %month% %day% %hour% %minute% %second%, %width% %height% of the pictures, and
+    %NODE.INPUT%, the value of a node's input (NODE: its title or id). Unknown ones stay as written;
+    values from the workflow cannot add folders (separators become "_")."""
+    now = now or datetime.now()
+    nodes = (workflow or {}).get("nodes", {})
+
+    def value(match: re.Match) -> str:
+        key = match.group(1)
+        if key.startswith("date:"):
+            out = key[5:]
+            for token, code in DATE_TOKENS:
+                out = out.replace(token, now.strftime(code))
+            return out
+        simple = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minute": "%M", "second": "%S"}
+        if key in simple:
+            return now.strftime(simple[key])
+        if key in ("width", "height"):
+            return str(images.shape[-1] if key == "width" else images.shape[-2])
+        name, _, inp = key.rpartition(".")
+        for node_id, spec in nodes.items():
+            if name in (node_id, spec.get("title")) and inp in spec.get("inputs", {}):
+                found = spec["inputs"][inp]
+                if not isinstance(found, dict):  # a constant, not a link
+                    return UNSAFE.sub("_", str(found))[:100]
+        return match.group(0)
+    return re.sub(r"%([^%]+)%", value, prefix)
+
+
 def save_images(images: torch.Tensor, root: Path, prefix: str, kind: str, workflow: dict | None) -> list[dict]:
+    prefix = expand_prefix(prefix, workflow, images)
     saved = []
     for picture in to_pil(images):
         path, name = _output_path(root, prefix)
@@ -108,7 +145,9 @@ def save_images(images: torch.Tensor, root: Path, prefix: str, kind: str, workfl
       description="Saves PNGs into the output folder, with the workflow embedded so the file reopens as it.",
       inputs=[Input("images", IMAGE),
               Input("filename_prefix", STRING, default="latentgraph",
-                    tooltip="File name start; may include subfolders of the output folder.")],
+                    tooltip="File name start; may include subfolders of the output folder, and ComfyUI's "
+                            "placeholders: %date:yyyy-MM-dd%, %width%, %height%, %NODE.INPUT% (a node's input "
+                            "by title or id, e.g. %KSampler.seed%).")],
       outputs=[], output_node=True)
 def save_image(ctx, images: torch.Tensor, filename_prefix: str):
     ctx.show(images=save_images(images, ctx.settings.output, filename_prefix, "output", ctx.workflow))
