@@ -110,9 +110,6 @@ class Controls:
                     self.hints.append(hint)
                     self.images[id(hint)] = _control_image(hint, batch, size, name)
 
-    def __bool__(self) -> bool:
-        return bool(self.hints)
-
     def residuals(self, model_input, t, embeds, added, step: int, total: int, rows: list[int]) -> dict:
         """UNet keyword arguments with the summed residuals for a batch made of the groups `rows`."""
         down = mid = None
@@ -121,21 +118,23 @@ class Controls:
             if not where or not hint.acts_at(step, total):
                 continue
             net = hint.control_net.net
-            x, e, a = model_input, embeds, added
+            x, text, extra = model_input, embeds, added
             index = None
-            if len(where) < len(rows):
+            if len(where) < len(rows):  # only some prompts carry it: run it on their rows
                 index = torch.cat([torch.arange(n * self.batch, (n + 1) * self.batch) for n in where]).to(x.device)
-                x, e = x[index], e[index]
-                a = {k: v[index] for k, v in a.items()} if a else None
+                x, text = x[index], text[index]
+                extra = {k: v[index] for k, v in extra.items()} if extra else None
             image = torch.cat([self.images[id(hint)]] * len(where)).to(device=x.device, dtype=net.dtype)
-            d, m = net(x.to(net.dtype), t, encoder_hidden_states=e.to(net.dtype), controlnet_cond=image,
-                       conditioning_scale=hint.strength, guess_mode=False,
-                       added_cond_kwargs=a if net.config.addition_embed_type else None, return_dict=False)
+            hint_down, hint_mid = net(x.to(net.dtype), t, encoder_hidden_states=text.to(net.dtype),
+                                      controlnet_cond=image, conditioning_scale=hint.strength, guess_mode=False,
+                                      added_cond_kwargs=extra if net.config.addition_embed_type else None,
+                                      return_dict=False)
             if index is not None:
-                d = [_spread(r, index, len(rows) * self.batch) for r in d]
-                m = _spread(m, index, len(rows) * self.batch)
-            down = d if down is None else [a + b for a, b in zip(down, d)]
-            mid = m if mid is None else mid + m
+                hint_down = [_spread(r, index, len(rows) * self.batch) for r in hint_down]
+                hint_mid = _spread(hint_mid, index, len(rows) * self.batch)
+            # summed in the order applied, as diffusers' MultiControlNetModel sums its nets
+            down = hint_down if down is None else [a + b for a, b in zip(down, hint_down)]
+            mid = hint_mid if mid is None else mid + hint_mid
         if down is None:
             return {}
         return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
