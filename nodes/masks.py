@@ -79,11 +79,11 @@ def threshold_mask(ctx, mask: torch.Tensor, value: float):
     return ((mask > value).to(mask.dtype),)
 
 
-def _ramp(pixels: int, size: int) -> torch.Tensor:
-    """(i + 1) / pixels for the first `pixels` of `size` positions, 1 after."""
-    if pixels <= 0:
+def edge_ramp(size: int, over: int) -> torch.Tensor:
+    """Factors that fade in from an edge: (i + 1) / over at the first `over` of `size` positions, 1 after."""
+    if over <= 0:
         return torch.ones(size)
-    return torch.clamp((torch.arange(size) + 1) / min(pixels, size), max=1.0)
+    return torch.clamp((torch.arange(size) + 1) / over, max=1.0)
 
 
 @node("FeatherMask", category="mask",
@@ -92,8 +92,8 @@ def _ramp(pixels: int, size: int) -> torch.Tensor:
       outputs=[Output("MASK", MASK)])
 def feather_mask(ctx, mask: torch.Tensor, left: int, top: int, right: int, bottom: int):
     height, width = mask.shape[-2:]
-    rows = _ramp(top, height) * _ramp(bottom, height).flip(0)
-    cols = _ramp(left, width) * _ramp(right, width).flip(0)
+    rows = edge_ramp(height, min(top, height)) * edge_ramp(height, min(bottom, height)).flip(0)
+    cols = edge_ramp(width, min(left, width)) * edge_ramp(width, min(right, width)).flip(0)
     return (mask * (rows[:, None] * cols[None, :]).to(mask),)
 
 

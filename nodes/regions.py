@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.controlnet import Controls
+from latentgraph.nodes.masks import edge_ramp
 from latentgraph.nodes.values import Conditioning, DiffusionModel
 
 FEATHER = 8  # latent cells over which an area's inner edges fade in (ComfyUI's)
@@ -39,15 +40,24 @@ def region_weight(cond: Conditioning, model: DiffusionModel, shape: tuple[int, .
     if mask is not None:
         weight = mask[..., rows, cols] * cond.strength
     elif cond.area is not None:  # fade in over the edges that lie inside the picture
-        for axis, (start, stop, size) in ((2, (rows.start, rows.stop, height)), (3, (cols.start, cols.stop, width))):
-            length = stop - start
-            for t in range(FEATHER):
-                ramp = (t + 1) / FEATHER
-                if start != 0 and t < length:
-                    weight.narrow(axis, t, 1).mul_(ramp)
-                if stop < size and length - 1 - t >= 0:
-                    weight.narrow(axis, length - 1 - t, 1).mul_(ramp)
+        fades = []
+        for span, size in ((rows, height), (cols, width)):
+            ramp, flat = edge_ramp(span.stop - span.start, FEATHER), torch.ones(span.stop - span.start)
+            fades.append((ramp if span.start != 0 else flat) * (ramp.flip(0) if span.stop < size else flat))
+        weight = weight * fades[0][:, None] * fades[1][None, :]
     return rows, cols, weight
+
+
+def active_groups(conds: list[Conditioning], n_negative: int, do_cfg: bool, t) -> tuple[list[int], list[int]]:
+    """Indices of the negative and of the positive prompts acting at timestep t (the negatives come
+    first in `conds`); a side left without one, where guidance needs it, is an error."""
+    active = [g for g, c in enumerate(conds) if c.active_at(t)]
+    negatives, positives = [g for g in active if g < n_negative], [g for g in active if g >= n_negative]
+    for groups, name in ((positives, "positive"), (negatives, "negative")):
+        if not groups and (do_cfg or name == "positive"):
+            raise InputError(name, f"no prompt of this conditioning acts at timestep {float(t):.0f}: give "
+                                   "ConditioningSetTimestepRange ranges that cover 0 to 1 together")
+    return negatives, positives
 
 
 def weighted_predictor(model: DiffusionModel, conds: list[Conditioning], names: list[str], n_negative: int,
@@ -82,12 +92,7 @@ def weighted_predictor(model: DiffusionModel, conds: list[Conditioning], names: 
         return summed / weights
 
     def predict(scheduler, latents, t, step: int = 0, total: int = 1):
-        active = [g for g, c in enumerate(conds) if c.active_at(t)]
-        negatives, positives = [g for g in active if g < n_negative], [g for g in active if g >= n_negative]
-        if not positives or (do_cfg and not negatives):
-            raise InputError("positive" if not positives else "negative",
-                             f"no prompt of this conditioning acts at timestep {float(t):.0f}: give "
-                             "ConditioningSetTimestepRange ranges that cover 0 to 1 together")
+        negatives, positives = active_groups(conds, n_negative, do_cfg, t)
         cond = side(scheduler, latents, t, step, total, positives)
         if not do_cfg:
             return cond

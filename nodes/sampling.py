@@ -18,7 +18,7 @@ from latentgraph.graph.errors import InputError
 from latentgraph.nodes import prompt_weights
 from latentgraph.nodes.controlnet import Controls
 from latentgraph.nodes.lora import adapters_active
-from latentgraph.nodes.regions import weighted_predictor
+from latentgraph.nodes.regions import active_groups, weighted_predictor
 from latentgraph.nodes.schedulers import (
     REFUSED_SAMPLERS,
     REFUSED_SCHEDULES,
@@ -162,12 +162,7 @@ def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: 
 
     def predict(scheduler, latents, t, step: int = 0, total: int = 1):
         # rows of `embeds`: the negatives' first, then the positives'
-        uncond_rows = [i for i, c in enumerate(negatives) if c.active_at(t)]
-        cond_rows = [len(negatives) + i for i, c in enumerate(positives) if c.active_at(t)]
-        for rows, name in ((cond_rows, "positive"), (uncond_rows, "negative")):
-            if not rows and (do_cfg or name == "positive"):
-                raise InputError(name, f"no prompt of this conditioning acts at timestep {float(t):.0f}: give "
-                                       "ConditioningSetTimestepRange ranges that cover 0 to 1 together")
+        uncond_rows, cond_rows = active_groups(everyone, len(negatives), do_cfg, t)
         rows = uncond_rows + cond_rows
         index = torch.cat([torch.arange(r * batch, (r + 1) * batch) for r in rows]).to(device)
         model_input = scheduler.scale_model_input(torch.cat([latents] * len(rows)), t)
