@@ -68,10 +68,8 @@ def check_value(spec: NodeSpec, node_id: str, inp: Input, value: Any, settings: 
             if inp.choices_from == "checkpoints":
                 searched = ", ".join(str(p) for p in folders.checkpoint_roots(settings))
                 return err("not_in_choices", f"checkpoint {value!r} not found (searched {searched})")
-            if inp.choices_from == "vaes":
-                return err("not_in_choices", f"VAE {value!r} not found in {settings.models / 'vae'}")
-            if inp.choices_from == "controlnets":
-                return err("not_in_choices", f"ControlNet {value!r} not found in {settings.models / 'controlnet'}")
+            if inp.file_folder in folders.SINGLE_MODEL_FOLDERS:
+                return err("not_in_choices", folders.not_found(settings, inp.file_folder, value))
             if inp.choices_from == "input_images":
                 return err("not_in_choices", f"image {value!r} not found in the input folder {settings.input}")
             shown = ", ".join(map(str, choices[:20])) + (", ..." if len(choices) > 20 else "")

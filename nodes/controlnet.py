@@ -32,8 +32,7 @@ from latentgraph.nodes.values import Conditioning, ControlHint, ControlNet, Diff
 def controlnet_loader(ctx, control_net_name: str):
     path = folders.list_controlnets(ctx.settings).get(control_net_name)
     if path is None:
-        raise InputError("control_net_name", f"ControlNet {control_net_name!r} not found in "
-                                             f"{ctx.settings.models / 'controlnet'}")
+        raise InputError("control_net_name", folders.not_found(ctx.settings, "controlnet", control_net_name))
     if path.is_dir():
         net = ControlNetModel.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True,
                                               local_files_only=True)

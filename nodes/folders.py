@@ -61,9 +61,9 @@ def list_checkpoints(settings: Settings, include_pickles: bool = False) -> dict[
     """Checkpoint name -> path: diffusers folders and single-file checkpoints."""
     found: dict[str, Path] = {}
     suffixes = CHECKPOINT_EXTENSIONS + (PICKLE_EXTENSIONS if include_pickles else ())
+    # models/checkpoints is walked first, and ComfyUI's folders of other model kinds hold no checkpoints
+    skip = tuple(settings.models / name for name in ("checkpoints", *OTHER_MODEL_FOLDERS))
     for root in checkpoint_roots(settings):
-        # models/checkpoints is walked first, and ComfyUI's folders of other model kinds hold no checkpoints
-        skip = tuple(settings.models / name for name in ("checkpoints", *OTHER_MODEL_FOLDERS))
         for name, path in _models_in(root, is_diffusers_folder, suffixes, skip=skip):
             found.setdefault(name, path)
     return found
@@ -107,6 +107,15 @@ def is_diffusers_model_folder(path: Path) -> bool:
 def _single_models_in(root: Path, include_pickles: bool) -> dict[str, Path]:
     suffixes = CHECKPOINT_EXTENSIONS + (PICKLE_EXTENSIONS if include_pickles else ())
     return dict(_models_in(root, is_diffusers_model_folder, suffixes))
+
+
+# Folders of one model per file or diffusers folder, and what their models are called
+SINGLE_MODEL_FOLDERS = {"vae": "VAE", "controlnet": "ControlNet"}
+
+
+def not_found(settings: Settings, folder: str, name: str) -> str:
+    """The message for a name missing from models/<folder> (one of SINGLE_MODEL_FOLDERS)."""
+    return f"{SINGLE_MODEL_FOLDERS[folder]} {name!r} not found in {settings.models / folder}"
 
 
 def list_vaes(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:

@@ -98,6 +98,7 @@ def _output_path(root: Path, prefix: str) -> tuple[Path, str]:
 
 
 DATE_TOKENS = (("yyyy", "%Y"), ("yy", "%y"), ("MM", "%m"), ("dd", "%d"), ("hh", "%H"), ("mm", "%M"), ("ss", "%S"))
+DATE_PARTS = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minute": "%M", "second": "%S"}
 UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
@@ -116,9 +117,8 @@ def expand_prefix(prefix: str, workflow: dict | None, images: torch.Tensor, now:
             for token, code in DATE_TOKENS:
                 out = out.replace(token, now.strftime(code))
             return out
-        simple = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H", "minute": "%M", "second": "%S"}
-        if key in simple:
-            return now.strftime(simple[key])
+        if key in DATE_PARTS:
+            return now.strftime(DATE_PARTS[key])
         if key in ("width", "height"):
             return str(images.shape[-1] if key == "width" else images.shape[-2])
         name, _, inp = key.rpartition(".")
@@ -277,9 +277,18 @@ def image_composite_masked(ctx, destination: torch.Tensor, source: torch.Tensor,
     mask = mask[:, None].to(source)
     if mask.shape[-2:] != source.shape[-2:]:
         mask = F.interpolate(mask, size=source.shape[-2:], mode="bilinear", align_corners=False)
+
+    def through_mask(region: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+        m = mask[..., :part.shape[-2], :part.shape[-1]]
+        return part * m + region * (1 - m)
+    return (paste(destination, source, x, y, through_mask),)
+
+
+def paste(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, combine) -> torch.Tensor:
+    """`destination` with `combine(region, source part)` where `source`, its top-left corner at (x, y),
+    overlaps it (the source cut at the destination's edges); images and masks alike."""
     out = destination.clone()
     h, w = min(source.shape[-2], out.shape[-2] - y), min(source.shape[-1], out.shape[-1] - x)
     if h > 0 and w > 0:
-        region, m = out[..., y:y + h, x:x + w], mask[..., :h, :w]
-        out[..., y:y + h, x:x + w] = source[..., :h, :w] * m + region * (1 - m)
-    return (out,)
+        out[..., y:y + h, x:x + w] = combine(out[..., y:y + h, x:x + w], source[..., :h, :w])
+    return out

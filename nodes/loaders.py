@@ -102,7 +102,7 @@ def checkpoint_loader_simple(ctx, ckpt_name: str):
 def vae_loader(ctx, vae_name: str):
     path = folders.list_vaes(ctx.settings).get(vae_name)
     if path is None:
-        raise InputError("vae_name", f"VAE {vae_name!r} not found in {ctx.settings.models / 'vae'}")
+        raise InputError("vae_name", folders.not_found(ctx.settings, "vae", vae_name))
     if path.is_dir():
         vae = AutoencoderKL.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True, local_files_only=True)
     else:

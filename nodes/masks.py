@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from latentgraph.nodes.image import paste
 from latentgraph.nodes.spec import BOOLEAN, COMBO, FLOAT, IMAGE, INT, MASK, Input, Output, node
 
 CHANNELS = ["red", "green", "blue"]
@@ -122,9 +123,5 @@ OPERATIONS = {
               Input("operation", COMBO, default="multiply", choices=list(OPERATIONS))],
       outputs=[Output("MASK", MASK)])
 def mask_composite(ctx, destination: torch.Tensor, source: torch.Tensor, x: int, y: int, operation: str):
-    out = destination.clone()
-    h, w = min(source.shape[-2], out.shape[-2] - y), min(source.shape[-1], out.shape[-1] - x)
-    if h > 0 and w > 0:
-        region = out[..., y:y + h, x:x + w]
-        out[..., y:y + h, x:x + w] = OPERATIONS[operation](region, source[..., :h, :w].to(out)).clamp(0, 1)
-    return (out,)
+    return (paste(destination, source, x, y,
+                  lambda region, part: OPERATIONS[operation](region, part.to(region)).clamp(0, 1)),)
