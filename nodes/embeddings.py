@@ -1,6 +1,8 @@
-"""Textual inversion: `embedding:name` in a prompt stands for the vectors of
-models/embeddings/name.safetensors (A1111's `emb_params`, SDXL's `clip_l`/`clip_g`, or diffusers'
-one-tensor files), put in place of token embeddings as the text encoder reads the prompt."""
+"""Textual inversion: `embedding:name` in a prompt stands for the vectors of a file in
+models/embeddings (A1111's `emb_params` or `string_to_param`, SDXL's `clip_l`/`clip_g`, or diffusers'
+one-tensor files), put in place of token embeddings as the text encoder reads the prompt.
+`.safetensors` files are read as they are; `.pt` / `.bin` ones with torch.load(weights_only=True),
+which refuses any pickled object other than tensors and plain containers, so no code in them runs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,14 +32,38 @@ class Embeddings:
         path = self.files.get(name) or self.files.get(f"{name}.safetensors")
         if path is None:
             raise InputError(self.input_name, f"embedding {name!r} not found in models/embeddings "
-                                              "(only .safetensors embeddings are loaded)")
+                                              "(.safetensors, .pt and .bin files are read)")
         if path not in self._read:
-            self._read[path] = load_file(str(path))
-        fits = [t for t in self._read[path].values() if t.shape[-1] == width]
+            self._read[path] = self._load(name, path)
+        fits = [t for t in self._read[path].values() if t.ndim and t.shape[-1] == width]
         if len(fits) != 1:
             raise InputError(self.input_name, f"embedding {name!r} has {'no' if not fits else 'several'} "
                                               f"vectors {width} wide, the width of this text encoder")
         return fits[0].reshape(-1, width).float()
+
+    def _load(self, name: str, path: Path) -> dict[str, torch.Tensor]:
+        if path.suffix.lower() == ".safetensors":
+            return load_file(str(path))
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # UnpicklingError for anything but tensors; also truncated files
+            raise InputError(self.input_name, f"embedding {name!r} ({path.name}) holds more than tensors, "
+                                              f"so it is not loaded (only plain tensor files are): "
+                                              f"{str(exc).splitlines()[0]}") from None
+        return dict(tensors_in(data))
+
+
+def tensors_in(data, key: str = ""):
+    """(key, tensor) pairs anywhere in nested dicts / lists: A1111's .pt keeps its vectors in
+    string_to_param['*'] beside names and step counts; diffusers' .bin maps its token to one tensor."""
+    if isinstance(data, torch.Tensor):
+        yield key, data
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            yield from tensors_in(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(data, (list, tuple)):
+        for i, v in enumerate(data):
+            yield from tensors_in(v, f"{key}.{i}")
 
 
 def token_embedding(encoder) -> torch.nn.Module:

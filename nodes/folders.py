@@ -130,11 +130,18 @@ def list_controlnets(settings: Settings, include_pickles: bool = False) -> dict[
     return _single_models_in(settings.models / "controlnet", include_pickles)
 
 
+EMBEDDING_EXTENSIONS = (".safetensors", ".pt", ".bin")  # the last two read with torch.load(weights_only=True)
+
+
 def list_embeddings(settings: Settings) -> dict[str, Path]:
-    """Textual inversion name -> path: .safetensors files in models/embeddings (ComfyUI's folder),
-    by name with and without the extension."""
-    files = _safetensors_in(settings.models / "embeddings")
-    return {**files, **{name.removesuffix(".safetensors"): path for name, path in files.items()}}
+    """Textual inversion name -> path: .safetensors, .pt and .bin files in models/embeddings (ComfyUI's
+    folder), by name with and without the extension; a bare name prefers .safetensors, then .pt."""
+    files = dict(_models_in(settings.models / "embeddings", lambda _: False, EMBEDDING_EXTENSIONS))
+    bare: dict[str, Path] = {}
+    for suffix in EMBEDDING_EXTENSIONS:
+        bare.update({name[:-len(suffix)]: path for name, path in files.items()
+                     if name.lower().endswith(suffix) and name[:-len(suffix)] not in bare})
+    return {**bare, **files}
 
 
 CHOICE_SOURCES = {

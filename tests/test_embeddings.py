@@ -77,3 +77,42 @@ def test_sdxl_embedding_gives_each_encoder_its_own_vectors(sdxl_models_dir, tmp_
             table.weight[word] = saved
         part = ours.embeds[..., :widths[0]] if k == 0 else ours.embeds[..., widths[0]:]
         torch.testing.assert_close(part, expected)
+
+
+class RunsCode:  # a pickle that would run a command when loaded with plain torch.load
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pt_and_bin_embeddings_load_as_diffusers_does_and_pickled_code_is_refused(models_dir, tmp_path):
+    settings = settings_with(models_dir / "checkpoints", tmp_path, "tiny-sd15")
+    executor = Executor(settings)
+    executor.run(txt2img(steps=1))
+    ((_, clip, _),) = executor.loaded_models()
+    width = clip.encoders[0].get_input_embeddings().embedding_dim
+    folder = settings.models / "embeddings"
+    vectors = torch.randn(2, width, generator=torch.Generator().manual_seed(5))
+    # A1111's .pt: the vectors in string_to_param beside names and counts; diffusers' .bin: token -> vector
+    torch.save({"string_to_token": {"*": 265}, "string_to_param": {"*": vectors}, "name": "a1111", "step": 500,
+                "sd_checkpoint_name": "any"}, folder / "a1111.pt")
+    torch.save({"<bin>": vectors[0]}, folder / "onevec.bin")
+    found = Embeddings(folders.list_embeddings(settings))
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(models_dir / "checkpoints" / "tiny-sd15",
+                                                             safety_checker=None, requires_safety_checker=False)
+    pipe.load_textual_inversion(str(folder / "a1111.pt"), token="<a1111>")
+    pipe.load_textual_inversion(str(folder / "onevec.bin"))
+    for ours, theirs in [("a photo of embedding:a1111 circle", "a photo of <a1111> circle"),
+                         ("a photo of embedding:onevec.bin circle", "a photo of <bin> circle")]:
+        torch.testing.assert_close(encode(clip, ours, found).embeds, pipe.encode_prompt(theirs, "cpu", 1, False)[0],
+                                   atol=1e-6, rtol=1e-6)
+
+    marker = tmp_path / "code-ran"
+    torch.save({"string_to_param": {"*": RunsCode(marker)}}, folder / "evil.pt")
+    with pytest.raises(NodeError) as refused:
+        executor.run(txt2img(negative="embedding:evil", steps=3))
+    assert refused.value.error.node_id == "neg" and refused.value.error.input == "text"
+    assert "evil" in refused.value.error.message and "more than tensors" in refused.value.error.message
+    assert not marker.exists()
