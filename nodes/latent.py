@@ -88,6 +88,66 @@ def vae_encode(ctx, pixels: torch.Tensor, vae: VAEModel):
                    dist=dist.parameters, scaling_factor=scaling, shift_factor=shift),)
 
 
+@contextlib.contextmanager
+def vae_tiling(vae: VAEModel, tile_size: int, overlap: int):
+    """diffusers' own tiling on the shared VAE for one call: tiles of tile_size pixels (tile_size /
+    scale latent cells) overlapping by `overlap` pixels, blended linearly; the settings come back after."""
+    model, names = vae.vae, ("use_tiling", "tile_sample_min_size", "tile_latent_min_size", "tile_overlap_factor")
+    saved = {name: getattr(model, name) for name in names}
+    overlap = min(overlap, tile_size // 4)  # as ComfyUI clamps it
+    model.use_tiling, model.tile_sample_min_size = True, tile_size
+    model.tile_latent_min_size, model.tile_overlap_factor = tile_size // vae.scale_factor, overlap / tile_size
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(model, name, value)
+
+
+def tiling_inputs(tile_step: int) -> list[Input]:
+    """VAEDecodeTiled / VAEEncodeTiled's widgets, in ComfyUI's order and with its defaults."""
+    return [Input("tile_size", INT, default=512, min=64, max=4096, step=tile_step,
+                  tooltip="Tile side in pixels: the VAE works on one tile at a time, so memory follows the "
+                          "tile, not the picture."),
+            Input("overlap", INT, default=64, min=0, max=4096, step=32,
+                  tooltip="Pixels neighbouring tiles share, blended to hide seams (at most a quarter of the "
+                          "tile, as in ComfyUI)."),
+            Input("temporal_size", INT, default=64, min=8, max=4096, step=4,
+                  tooltip="Frames per tile for video VAEs; an image VAE has no frames and ignores it."),
+            Input("temporal_overlap", INT, default=8, min=4, max=4096, step=4,
+                  tooltip="Frames neighbouring tiles share, for video VAEs; ignored here.")]
+
+
+@node("VAEDecodeTiled", category="latent",
+      description="VAEDecode one tile at a time (diffusers' tiled decoding), for pictures too large to decode "
+                  "at once; seams are blended but pixels differ a little from VAEDecode's.",
+      inputs=[Input("samples", LATENT), Input("vae", VAE), *tiling_inputs(32)],
+      outputs=[Output("IMAGE", IMAGE)])
+def vae_decode_tiled(ctx, samples: Latent, vae: VAEModel, tile_size: int, overlap: int, temporal_size: int,
+                     temporal_overlap: int):
+    _tile_fits(vae, tile_size)
+    with vae_tiling(vae, tile_size, overlap):
+        return vae_decode(ctx, samples, vae)
+
+
+@node("VAEEncodeTiled", category="latent",
+      description="VAEEncode one tile at a time (diffusers' tiled encoding), for pictures too large to encode "
+                  "at once.",
+      inputs=[Input("pixels", IMAGE), Input("vae", VAE), *tiling_inputs(64)],
+      outputs=[Output("LATENT", LATENT)])
+def vae_encode_tiled(ctx, pixels: torch.Tensor, vae: VAEModel, tile_size: int, overlap: int, temporal_size: int,
+                     temporal_overlap: int):
+    _tile_fits(vae, tile_size)
+    with vae_tiling(vae, tile_size, overlap):
+        return vae_encode(ctx, pixels, vae)
+
+
+def _tile_fits(vae: VAEModel, tile_size: int) -> None:
+    if tile_size % vae.scale_factor:
+        raise InputError("tile_size", f"{tile_size} is not a multiple of this VAE's scale factor, "
+                                      f"{vae.scale_factor}")
+
+
 @node("LatentUpscaleBy", category="latent", description="Resizes latents by a factor (before a second pass).",
       inputs=[Input("samples", LATENT),
               Input("upscale_method", COMBO, default="nearest-exact", choices=LATENT_UPSCALE_METHODS),
