@@ -28,12 +28,17 @@ def settings_with(checkpoints, tmp_path, name) -> Settings:
                     device="cpu")
 
 
-def test_embedding_equals_diffusers_load_textual_inversion(models_dir, tmp_path):
+def tiny_sd15_loaded(models_dir, tmp_path):
+    """Settings with an empty models/embeddings, an executor that has loaded tiny-sd15, its CLIP and width."""
     settings = settings_with(models_dir / "checkpoints", tmp_path, "tiny-sd15")
     executor = Executor(settings)
     executor.run(txt2img(steps=1))
     ((_, clip, _),) = executor.loaded_models()
-    width = clip.encoders[0].get_input_embeddings().embedding_dim
+    return settings, executor, clip, clip.encoders[0].get_input_embeddings().embedding_dim
+
+
+def test_embedding_equals_diffusers_load_textual_inversion(models_dir, tmp_path):
+    settings, executor, clip, width = tiny_sd15_loaded(models_dir, tmp_path)
     path = settings.models / "embeddings" / "style.safetensors"
     save_file({"emb_params": torch.randn(2, width, generator=torch.Generator().manual_seed(3))}, str(path))
     ours = encode(clip, "a photo of embedding:style circle", Embeddings(folders.list_embeddings(settings))).embeds
@@ -88,11 +93,7 @@ class RunsCode:  # a pickle that would run a command when loaded with plain torc
 
 
 def test_pt_and_bin_embeddings_load_as_diffusers_does_and_pickled_code_is_refused(models_dir, tmp_path):
-    settings = settings_with(models_dir / "checkpoints", tmp_path, "tiny-sd15")
-    executor = Executor(settings)
-    executor.run(txt2img(steps=1))
-    ((_, clip, _),) = executor.loaded_models()
-    width = clip.encoders[0].get_input_embeddings().embedding_dim
+    settings, executor, clip, width = tiny_sd15_loaded(models_dir, tmp_path)
     folder = settings.models / "embeddings"
     vectors = torch.randn(2, width, generator=torch.Generator().manual_seed(5))
     # A1111's .pt: the vectors in string_to_param beside names and counts; diffusers' .bin: token -> vector
