@@ -75,3 +75,35 @@ def image_crop(ctx, image: torch.Tensor, width: int, height: int, x: int, y: int
 def image_scale_to_total_pixels(ctx, image: torch.Tensor, upscale_method: str, megapixels: float):
     height, width = image.shape[-2:]
     return (rescale(image, math.sqrt(megapixels * 1024 * 1024 / (width * height)), upscale_method),)
+
+
+@node("EmptyImage", category="image",
+      description="A batch of pictures of one colour (`color` as a 0xRRGGBB number).",
+      inputs=[Input("width", INT, default=512, min=1, max=MAX_SIDE, step=1),
+              Input("height", INT, default=512, min=1, max=MAX_SIDE, step=1),
+              Input("batch_size", INT, default=1, min=1, max=4096),
+              Input("color", INT, default=0, min=0, max=0xFFFFFF, step=1, tooltip="0xRRGGBB, e.g. 16711680 for red.")],
+      outputs=[Output("IMAGE", IMAGE)])
+def empty_image(ctx, width: int, height: int, batch_size: int, color: int):
+    rgb = torch.tensor([(color >> 16) & 0xFF, (color >> 8) & 0xFF, color & 0xFF], dtype=torch.float32) / 255
+    return (rgb.view(1, 3, 1, 1).expand(batch_size, 3, height, width).clone(),)
+
+
+FLIPS = {"x-axis: vertically": -2, "y-axis: horizontally": -1}  # ComfyUI's names -> the dimension reversed
+
+
+@node("ImageFlip", category="image/transform", description="Mirrors the picture upside down or left to right.",
+      inputs=[Input("image", IMAGE), Input("flip_method", COMBO, default="x-axis: vertically", choices=list(FLIPS))],
+      outputs=[Output("IMAGE", IMAGE)])
+def image_flip(ctx, image: torch.Tensor, flip_method: str):
+    return (image.flip(FLIPS[flip_method]),)
+
+
+ROTATIONS = {"none": 0, "90 degrees": 1, "180 degrees": 2, "270 degrees": 3}  # quarter turns, clockwise
+
+
+@node("ImageRotate", category="image/transform", description="Turns the picture clockwise by quarter turns.",
+      inputs=[Input("image", IMAGE), Input("rotation", COMBO, default="none", choices=list(ROTATIONS))],
+      outputs=[Output("IMAGE", IMAGE)])
+def image_rotate(ctx, image: torch.Tensor, rotation: str):
+    return (torch.rot90(image, ROTATIONS[rotation], dims=(-1, -2)).clone(),)  # from width towards height: clockwise

@@ -253,6 +253,37 @@ def image_blur(ctx, image: torch.Tensor, blur_radius: int, sigma: float):
     return (gaussian_blur(image, radius, sigma) if radius >= 1 else image,)
 
 
+def _soft_light(base: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """The W3C compositing spec's soft-light (base: the bottom picture, top: the one laid over it)."""
+    lift = torch.where(base <= 0.25, ((16 * base - 12) * base + 4) * base, torch.sqrt(base))
+    return torch.where(top <= 0.5, base - (1 - 2 * top) * base * (1 - base), base + (2 * top - 1) * (lift - base))
+
+
+BLEND_MODES = {  # (image1, image2) -> the blended picture, before the blend factor mixes it with image1
+    "normal": lambda a, b: b,
+    "multiply": lambda a, b: a * b,
+    "screen": lambda a, b: 1 - (1 - a) * (1 - b),
+    "overlay": lambda a, b: torch.where(a <= 0.5, 2 * a * b, 1 - 2 * (1 - a) * (1 - b)),
+    "soft_light": _soft_light,
+    "difference": lambda a, b: a - b,  # as ComfyUI: signed, then clamped, not |a - b|
+}
+
+
+@node("ImageBlend", category="image/postprocessing",
+      description="Lays image2 over image1 with a blend mode, mixed in by `blend_factor` (0 = image1 only). "
+                  "image2 is centre-cropped and resized to image1's size if they differ.",
+      inputs=[Input("image1", IMAGE), Input("image2", IMAGE),
+              Input("blend_factor", FLOAT, default=0.5, min=0.0, max=1.0, step=0.01),
+              Input("blend_mode", COMBO, default="normal", choices=list(BLEND_MODES))],
+      outputs=[Output("IMAGE", IMAGE)])
+def image_blend(ctx, image1: torch.Tensor, image2: torch.Tensor, blend_factor: float, blend_mode: str):
+    height, width = image1.shape[-2:]
+    if image2.shape[-2:] != image1.shape[-2:]:
+        image2 = resize(center_crop(image2, width / height), width, height, "bicubic")
+    blended = BLEND_MODES[blend_mode](image1, image2.to(image1))
+    return ((image1 * (1 - blend_factor) + blended * blend_factor).clamp(0, 1),)
+
+
 @node("ImageInvert", category="image", description="1 - image: the colour negative.",
       inputs=[Input("image", IMAGE)], outputs=[Output("IMAGE", IMAGE)])
 def image_invert(ctx, image: torch.Tensor):
