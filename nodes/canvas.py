@@ -6,9 +6,8 @@ import math
 import torch
 
 from latentgraph.nodes.image import UPSCALE_METHODS, rescale
+from latentgraph.nodes.masks import MAX_SIDE
 from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, MASK, Input, Output, node
-
-MAX_SIDE = 16384
 
 
 def feathered_mask(height: int, width: int, pad: tuple[int, int, int, int], feathering: int) -> torch.Tensor:

@@ -29,7 +29,7 @@ class Embeddings:
 
     def vectors(self, name: str, width: int) -> torch.Tensor:
         """(n, width) vectors of the embedding for a text encoder whose token embeddings are `width` wide."""
-        path = self.files.get(name) or self.files.get(f"{name}.safetensors")
+        path = self.files.get(name)  # folders.list_embeddings lists names with and without extension
         if path is None:
             raise InputError(self.input_name, f"embedding {name!r} not found in models/embeddings "
                                               "(.safetensors, .pt and .bin files are read)")

@@ -92,6 +92,9 @@ def vae_encode(ctx, pixels: torch.Tensor, vae: VAEModel):
 def vae_tiling(vae: VAEModel, tile_size: int, overlap: int):
     """diffusers' own tiling on the shared VAE for one call: tiles of tile_size pixels (tile_size /
     scale latent cells) overlapping by `overlap` pixels, blended linearly; the settings come back after."""
+    if tile_size % vae.scale_factor:
+        raise InputError("tile_size", f"{tile_size} is not a multiple of this VAE's scale factor, "
+                                      f"{vae.scale_factor}")
     model, names = vae.vae, ("use_tiling", "tile_sample_min_size", "tile_latent_min_size", "tile_overlap_factor")
     saved = {name: getattr(model, name) for name in names}
     overlap = min(overlap, tile_size // 4)  # as ComfyUI clamps it
@@ -125,7 +128,6 @@ def tiling_inputs(tile_step: int) -> list[Input]:
       outputs=[Output("IMAGE", IMAGE)])
 def vae_decode_tiled(ctx, samples: Latent, vae: VAEModel, tile_size: int, overlap: int, temporal_size: int,
                      temporal_overlap: int):
-    _tile_fits(vae, tile_size)
     with vae_tiling(vae, tile_size, overlap):
         return vae_decode(ctx, samples, vae)
 
@@ -137,15 +139,8 @@ def vae_decode_tiled(ctx, samples: Latent, vae: VAEModel, tile_size: int, overla
       outputs=[Output("LATENT", LATENT)])
 def vae_encode_tiled(ctx, pixels: torch.Tensor, vae: VAEModel, tile_size: int, overlap: int, temporal_size: int,
                      temporal_overlap: int):
-    _tile_fits(vae, tile_size)
     with vae_tiling(vae, tile_size, overlap):
         return vae_encode(ctx, pixels, vae)
-
-
-def _tile_fits(vae: VAEModel, tile_size: int) -> None:
-    if tile_size % vae.scale_factor:
-        raise InputError("tile_size", f"{tile_size} is not a multiple of this VAE's scale factor, "
-                                      f"{vae.scale_factor}")
 
 
 @node("LatentUpscaleBy", category="latent", description="Resizes latents by a factor (before a second pass).",
@@ -158,15 +153,14 @@ def latent_upscale_by(ctx, samples: Latent, upscale_method: str, scale_by: float
         width, height = round(samples.width * scale_by), round(samples.height * scale_by)
         return (samples.replace(width=max(8, width // 8 * 8), height=max(8, height // 8 * 8)),)
     lh, lw = samples.samples.shape[-2:]
-    factor = samples.width / lw
+    factor = samples.pixels_per_cell
     return (_resize_latent(samples, round(lw * scale_by) * factor, round(lh * scale_by) * factor, upscale_method),)
 
 def _resize_latent(samples: Latent, width: int, height: int, method: str) -> Latent:
     """Latents resized so that they decode to about width x height pixels."""
     if samples.samples is None:
         return samples.replace(width=width, height=height)
-    lh, lw = samples.samples.shape[-2:]
-    factor = samples.width / lw  # pixels per latent cell
+    factor = samples.pixels_per_cell
     new_h, new_w = max(1, round(height / factor)), max(1, round(width / factor))
     resized = F.interpolate(samples.samples, size=(new_h, new_w), mode=method,
                             **({"align_corners": False} if method in ("bilinear", "bicubic") else {}))
@@ -186,7 +180,7 @@ def latent_upscale(ctx, samples: Latent, upscale_method: str, width: int, height
     width = width or max(8, round(samples.width * height / samples.height / 8) * 8)
     height = height or max(8, round(samples.height * width / samples.width / 8) * 8)
     if crop == "center" and samples.samples is not None:
-        factor = samples.width / samples.samples.shape[-1]
+        factor = samples.pixels_per_cell
         cropped = center_crop(samples.samples, width / height)
         samples = samples.replace(samples=cropped, dist=None, width=round(cropped.shape[-1] * factor),
                                   height=round(cropped.shape[-2] * factor))

@@ -5,11 +5,9 @@ import torch
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.image import center_crop, paste
-from latentgraph.nodes.masks import edge_ramp
+from latentgraph.nodes.masks import MAX_SIDE, fade_both_ends
 from latentgraph.nodes.spec import COMBO, FLOAT, INT, LATENT, Input, Output, node
 from latentgraph.nodes.values import Latent
-
-MAX_SIDE = 16384
 
 
 def concrete(latent: Latent, like: Latent, input_name: str) -> torch.Tensor:
@@ -20,7 +18,7 @@ def concrete(latent: Latent, like: Latent, input_name: str) -> torch.Tensor:
     if like.samples is None:
         raise InputError(input_name, "both latents are empty canvases: sample or encode one of them first, so "
                                      "that its channels and scale are known")
-    scale = like.width / like.samples.shape[-1]
+    scale = like.pixels_per_cell
     return like.samples.new_zeros(latent.batch_size, like.samples.shape[1], round(latent.height / scale),
                                   round(latent.width / scale))
 
@@ -50,8 +48,8 @@ def latent_composite(ctx, samples_to: Latent, samples_from: Latent, x: int, y: i
     x, y, over = x // scale, y // scale, feather // scale
     h, w = source.shape[-2:]
     # Fade in from each side of the pasted part that lies inside the destination (not along its border).
-    rows = (edge_ramp(h, over if y > 0 else 0) * edge_ramp(h, over if y + h < to.shape[-2] else 0).flip(0))
-    cols = (edge_ramp(w, over if x > 0 else 0) * edge_ramp(w, over if x + w < to.shape[-1] else 0).flip(0))
+    rows = fade_both_ends(h, over if y > 0 else 0, over if y + h < to.shape[-2] else 0)
+    cols = fade_both_ends(w, over if x > 0 else 0, over if x + w < to.shape[-1] else 0)
     weight = (rows[:, None] * cols[None, :]).to(to)
 
     def mix(region, part):  # `part`: the source cut at the destination's edges

@@ -87,14 +87,19 @@ def edge_ramp(size: int, over: int) -> torch.Tensor:
     return torch.clamp((torch.arange(size) + 1) / over, max=1.0)
 
 
+def fade_both_ends(size: int, start: int, end: int) -> torch.Tensor:
+    """edge_ramp from the first position over `start` times edge_ramp from the last over `end`."""
+    return edge_ramp(size, start) * edge_ramp(size, end).flip(0)
+
+
 @node("FeatherMask", category="mask",
       description="Fades the mask out towards its edges: linearly over `left`, `top`, `right` and `bottom` pixels.",
       inputs=[Input("mask", MASK), _side("left"), _side("top"), _side("right"), _side("bottom")],
       outputs=[Output("MASK", MASK)])
 def feather_mask(ctx, mask: torch.Tensor, left: int, top: int, right: int, bottom: int):
     height, width = mask.shape[-2:]
-    rows = edge_ramp(height, min(top, height)) * edge_ramp(height, min(bottom, height)).flip(0)
-    cols = edge_ramp(width, min(left, width)) * edge_ramp(width, min(right, width)).flip(0)
+    rows = fade_both_ends(height, min(top, height), min(bottom, height))
+    cols = fade_both_ends(width, min(left, width), min(right, width))
     return (mask * (rows[:, None] * cols[None, :]).to(mask),)
 
 

@@ -153,6 +153,11 @@ class Latent:
     def replace(self, **changes) -> Latent:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def pixels_per_cell(self) -> float:
+        """Pixels per latent cell along a side (the VAE's scale factor); for a latent with a tensor."""
+        return self.width / self.samples.shape[-1]
+
 
 def nbytes(value: Any) -> int:
     """Bytes of tensor data held by a value (models excluded: the model cache counts those)."""
