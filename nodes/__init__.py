@@ -8,7 +8,8 @@ from latentgraph.nodes.spec import REGISTRY, NodeSpec
 # Modules that declare node types; imported on first use of the registry.
 NODE_MODULES = ("loaders", "lora", "conditioning", "conditioning_ops", "latent", "sampling", "image", "masks",
                 "sdxl", "advanced_sampling",
-                "controlnet", "preprocessors", "model_sampling", "canvas", "batches", "latent_compose")
+                "controlnet", "preprocessors", "model_sampling", "canvas", "batches", "latent_compose",
+                "custom_sampling")
 
 
 def registry() -> dict[str, NodeSpec]:

@@ -239,20 +239,23 @@ def denoised_estimate(scheduler, output, noise_pred, t, sample) -> torch.Tensor:
 
 
 def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, predict, generator,
-                 finish: bool = False, after_step=None) -> torch.Tensor:
-    """The loop in diffusers' pipelines' `__call__`, with progress, previews and interrupts.
+                 finish: bool = False, after_step=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loop in diffusers' pipelines' `__call__`, with progress, previews and interrupts: the
+    latents after the last step and that step's denoised estimate (the clean latent it implies).
     `predict(scheduler, latents, t, step, total)` gives the guided noise prediction (`guided_predictor`).
-    `finish`: return the last step's denoised estimate instead of its still noisy result (ComfyUI's
-    full denoise of a range that stops before the end of the schedule). `after_step(i, latents)`
-    may change the latents after each step (inpainting)."""
+    `finish`: return the denoised estimate as the latents too, instead of the still noisy result
+    (ComfyUI's full denoise of a range that stops before the end of the schedule). `after_step(i,
+    latents)` may change the latents after each step (inpainting)."""
     extra = step_kwargs(scheduler, generator)
     total = len(timesteps)
+    denoised = latents
     for i, t in enumerate(timesteps):
         ctx.check_interrupt()
         noise_pred = predict(scheduler, latents, t, i, total)
-        if finish and i == total - 1:
+        if i == total - 1:
             output = scheduler.step(noise_pred, t, latents, **extra, return_dict=True)
-            latents = denoised_estimate(scheduler, output, noise_pred, t, latents)
+            denoised = denoised_estimate(scheduler, output, noise_pred, t, latents)
+            latents = denoised if finish else output.prev_sample
         else:
             latents = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
         if after_step is not None:
@@ -261,7 +264,7 @@ def denoise_loop(ctx, model: DiffusionModel, scheduler, timesteps, latents, pred
     if not torch.isfinite(latents).all():  # else it would be saved as a silently black picture
         raise InputError("sampler_name", "the sampler's result holds NaN or infinite values: try another sampler or "
                                          "scheduler (float16 overflows too: try --dtype float32)")
-    return latents
+    return latents, denoised
 
 
 def check_latent(latent: Latent, model: DiffusionModel) -> None:
@@ -283,13 +286,14 @@ def new_schedule(model: DiffusionModel, sampler_name: str, scheduler: str, seed:
 
 def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positive: Conditioning,
                 negative: Conditioning, latent_image: Latent, first: int, last: int, add_noise: bool,
-                finish: bool = False) -> Latent:
+                finish: bool = False, with_denoised: bool = False):
     """Denoise with the entries [first, last) of the scheduler's timesteps, as diffusers' pipelines do.
 
     With `add_noise`, a blank latent started at the first entry is pure noise at the first noise level
     (txt2img's prepare_latents); any other start noises the latent to the level of its first entry
     (img2img's prepare_latents). Without it, the latent is denoised as it is (the SDXL refiner given
-    `denoising_start`). An encoded image is first drawn from its distribution with the seeded generator."""
+    `denoising_start`). An encoded image is first drawn from its distribution with the seeded generator.
+    The resulting Latent; `with_denoised`: also the last step's estimate of the clean latent."""
     check_latent(latent_image, model)
     device = model.device
     generator = torch.Generator("cpu").manual_seed(seed)
@@ -307,13 +311,15 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
     else:
         latents = initial_samples(latent_image, model, generator, device, dtype)
         if len(timesteps) == 0:
-            return latent_image.replace(samples=latents, dist=None)
+            out = latent_image.replace(samples=latents, dist=None)
+            return (out, out) if with_denoised else out
         if add_noise:
             noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
             latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
     with adapters_active(model.unet, model.adapters), freeu_active(model):
-        latents = denoise_loop(ctx, model, sched, timesteps, latents, predict, generator, finish, after_step)
-    return latent_image.replace(samples=latents, dist=None)
+        latents, denoised = denoise_loop(ctx, model, sched, timesteps, latents, predict, generator, finish, after_step)
+    out = latent_image.replace(samples=latents, dist=None)
+    return (out, latent_image.replace(samples=denoised, dist=None)) if with_denoised else out
 
 
 @contextlib.contextmanager

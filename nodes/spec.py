@@ -14,7 +14,9 @@ from typing import Any
 MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE = "MODEL", "CLIP", "VAE", "CONDITIONING", "LATENT", "IMAGE"
 MASK = "MASK"  # float tensors in [0, 1], shaped (batch, height, width); 1 = the part to repaint
 CONTROL_NET = "CONTROL_NET"
-SOCKET_TYPES = (MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE, MASK, CONTROL_NET)
+# Custom sampling's parts (nodes/custom_sampling.py): a solver, the steps to run, the noise, the guidance.
+SAMPLER, SIGMAS, NOISE, GUIDER = "SAMPLER", "SIGMAS", "NOISE", "GUIDER"
+SOCKET_TYPES = (MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE, MASK, CONTROL_NET, SAMPLER, SIGMAS, NOISE, GUIDER)
 # Value types: constants held by widgets (they may also be fed by a link of the same type).
 INT, FLOAT, STRING, BOOLEAN, COMBO = "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"
 VALUE_TYPES = (INT, FLOAT, STRING, BOOLEAN, COMBO)
