@@ -1,5 +1,5 @@
 """Model patches: ModelSamplingDiscrete (what a checkpoint predicts and its noise schedule, for
-checkpoints whose files do not say: v-prediction fine-tunes, zero terminal SNR) and FreeU."""
+checkpoints whose files do not say: v-prediction fine-tunes, zero terminal SNR), RescaleCFG and FreeU."""
 from __future__ import annotations
 
 import dataclasses
@@ -29,6 +29,18 @@ REFUSED = {
 def model_sampling_discrete(ctx, model: DiffusionModel, sampling: str, zsnr: bool):
     config = {**model.scheduler_config, "prediction_type": PREDICTIONS[sampling], "rescale_betas_zero_snr": zsnr}
     return (dataclasses.replace(model, scheduler_config=config),)
+
+
+@node("RescaleCFG", category="advanced/model",
+      description="Rescales the guided prediction towards the positive prompt's spread, as diffusers' "
+                  "guidance_rescale does (for v-prediction and zero terminal SNR models, whose high cfg "
+                  "overexposes).",
+      inputs=[Input("model", MODEL),
+              Input("multiplier", FLOAT, default=0.7, min=0.0, max=1.0, step=0.01,
+                    tooltip="How much of the rescaled prediction to use (0: plain cfg).")],
+      outputs=[Output("MODEL", MODEL)])
+def rescale_cfg(ctx, model: DiffusionModel, multiplier: float):
+    return (dataclasses.replace(model, guidance_rescale=multiplier),)
 
 
 def _factor(name: str, default: float, what: str) -> Input:

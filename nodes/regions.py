@@ -97,5 +97,5 @@ def weighted_predictor(model: DiffusionModel, conds: list[Conditioning], names: 
         if not do_cfg:
             return cond
         uncond = side(scheduler, latents, t, step, total, negatives)
-        return uncond + cfg * (cond - uncond)
+        return model.guide(uncond, cond, cfg)
     return predict

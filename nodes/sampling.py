@@ -135,7 +135,7 @@ def guided_predictor(model: DiffusionModel, positive: Conditioning, negative: Co
                                 **residuals)[0]
         if do_cfg:
             uncond, cond = noise_pred.chunk(2)
-            noise_pred = uncond + cfg * (cond - uncond)
+            noise_pred = model.guide(uncond, cond, cfg)
         return noise_pred
     return predict
 
@@ -175,7 +175,7 @@ def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: 
         if not do_cfg:
             return cond
         uncond = torch.stack(out[:len(uncond_rows)]).mean(0)
-        return uncond + cfg * (cond - uncond)
+        return model.guide(uncond, cond, cfg)
     return predict
 
 

@@ -24,10 +24,19 @@ class DiffusionModel:
     previewer: Any = None  # a cheap latent -> RGB map for live previews
     adapters: tuple = ()  # LoRA (adapter name, strength) pairs switched on while this model samples
     freeu: dict | None = None  # FreeU's s1, s2, b1, b2, switched on while this model samples
+    guidance_rescale: float = 0.0  # RescaleCFG's multiplier (diffusers' guidance_rescale)
 
     @property
     def device(self) -> torch.device:
         return self.unet.device
+
+    def guide(self, uncond: torch.Tensor, cond: torch.Tensor, cfg: float) -> torch.Tensor:
+        """Classifier-free guidance, then RescaleCFG's rescale where set, as diffusers' pipelines do it."""
+        guided = uncond + cfg * (cond - uncond)
+        if self.guidance_rescale > 0:  # diffusers' own function (imported late: values stays light)
+            from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+            guided = rescale_noise_cfg(guided, cond, self.guidance_rescale)
+        return guided
 
     @property
     def dtype(self) -> torch.dtype:

@@ -102,3 +102,28 @@ def test_freeu_equals_diffusers_enable_freeu_and_leaves_the_shared_unet_as_it_wa
     assert next(r.status for r in after.report if r.node_id == "sampler") == "executed"
     fresh = Executor(executor.settings).run(txt2img(seed=7, steps=5))
     assert np.array_equal(read_png(after.images[0]["path"]), read_png(fresh.images[0]["path"]))
+
+
+@pytest.mark.parametrize("cfg", [6.0, 1.0])
+def test_rescale_cfg_equals_the_pipelines_guidance_rescale(executor, cfg):
+    """With v-prediction and zero terminal SNR, as it is meant for; at cfg 1 (no guidance) it does nothing,
+    as in the pipeline."""
+    def workflow(multiplier):
+        wf = with_sampling(txt2img(seed=3, steps=6, cfg=cfg, scheduler="simple"), "v_prediction", True)
+        wf["nodes"]["sampling"]["inputs"]["model"] = {"node": "rescale", "output": "MODEL"}
+        wf["nodes"]["rescale"] = {"type": "RescaleCFG", "inputs": {"model": {"node": "ckpt", "output": "MODEL"},
+                                                                   "multiplier": multiplier}}
+        return wf
+    ours = read_png(executor.run(workflow(0.7)).images[0]["path"])
+    plain = read_png(executor.run(workflow(0.0)).images[0]["path"])
+    ((model, clip, vae),) = executor.loaded_models()
+    scheduler = diffusers.EulerDiscreteScheduler.from_config(
+        model.scheduler_config, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+        timestep_spacing="trailing")
+    pipe = diffusers.StableDiffusionPipeline(vae=vae.vae, text_encoder=clip.encoders[0], tokenizer=clip.tokenizers[0],
+                                             unet=model.unet, scheduler=scheduler, safety_checker=None,
+                                             feature_extractor=None, requires_safety_checker=False)
+    theirs = pipe("a red circle", negative_prompt="", num_inference_steps=6, guidance_scale=cfg, height=64, width=64,
+                  guidance_rescale=0.7, generator=torch.Generator("cpu").manual_seed(3), output_type="np").images
+    assert np.array_equal(ours, as_uint8(theirs)[0])
+    assert np.array_equal(ours, plain) == (cfg <= 1)  # the multiplier reached the sampler where it acts
