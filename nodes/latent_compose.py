@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.image import center_crop, paste
@@ -21,6 +22,15 @@ def concrete(latent: Latent, like: Latent, input_name: str) -> torch.Tensor:
     scale = like.pixels_per_cell
     return like.samples.new_zeros(latent.batch_size, like.samples.shape[1], round(latent.height / scale),
                                   round(latent.width / scale))
+
+
+def fit_to(second: torch.Tensor, first: torch.Tensor, mode: str, batch: bool = True) -> torch.Tensor:
+    """`second` centre-cropped and resized to `first`'s cells (and, with `batch`, spread over its batch)."""
+    if second.shape[-2:] != first.shape[-2:]:
+        second = F.interpolate(center_crop(second, first.shape[-1] / first.shape[-2]), size=first.shape[-2:],
+                               mode=mode, align_corners=False)
+    second = second.to(first)
+    return matching_batch(second, first.shape[0], "samples2") if batch else second
 
 
 def matching_batch(source: torch.Tensor, batch: int, input_name: str) -> torch.Tensor:
@@ -71,9 +81,5 @@ def latent_blend(ctx, samples1: Latent, samples2: Latent, blend_factor: float, b
     second = concrete(samples2, samples1, "samples2")
     if second.shape[1] != first.shape[1]:
         raise InputError("samples2", f"{second.shape[1]} latent channels where samples1 has {first.shape[1]}")
-    if second.shape[-2:] != first.shape[-2:]:
-        second = torch.nn.functional.interpolate(center_crop(second, first.shape[-1] / first.shape[-2]),
-                                                 size=first.shape[-2:], mode="bicubic", align_corners=False)
-    second = matching_batch(second, first.shape[0], "samples2")
-    out = first * blend_factor + second.to(first) * (1 - blend_factor)
+    out = first * blend_factor + fit_to(second, first, "bicubic") * (1 - blend_factor)
     return (samples1.replace(samples=out, dist=None, batch_size=out.shape[0]),)
