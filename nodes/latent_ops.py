@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from latentgraph.graph.errors import InputError
-from latentgraph.nodes.canvas import FLIPS, ROTATIONS
+from latentgraph.nodes.canvas import FLIPS, ROTATIONS, image_crop
 from latentgraph.nodes.latent_compose import concrete, fit_to
 from latentgraph.nodes.masks import MAX_SIDE
 from latentgraph.nodes.spec import COMBO, FLOAT, INT, LATENT, Input, Output, node
@@ -119,10 +119,8 @@ def latent_crop(ctx, samples: Latent, width: int, height: int, x: int, y: int):
         return (samples.replace(width=max(8, min(width, samples.width - x) // 8 * 8),
                                 height=max(8, min(height, samples.height - y) // 8 * 8)),)
     scale = samples.pixels_per_cell
-    rows, cols = samples.samples.shape[-2:]
-    x, y = min(int(x // scale), cols - 1), min(int(y // scale), rows - 1)
-    w, h = max(1, int(width // scale)), max(1, int(height // scale))
-    part = samples.samples[..., y:y + h, x:x + w].clone()
+    x, y = min(int(x // scale), samples.samples.shape[-1] - 1), min(int(y // scale), samples.samples.shape[-2] - 1)
+    (part,) = image_crop(None, samples.samples, max(1, int(width // scale)), max(1, int(height // scale)), x, y)
     mask = samples.noise_mask
     if mask is not None:  # the pixel mask follows the crop
         mask = mask[..., round(y * scale):round((y + part.shape[-2]) * scale),

@@ -63,3 +63,13 @@ def picture_with_hole(path, size: int, rows: slice, columns: slice, seed: int) -
     rgba[rows, columns, 3] = 0
     Image.fromarray(rgba, "RGBA").save(path)
     return rgba
+
+
+def shipped_model_executor(tmp_path):
+    """An executor with empty folders: only the shipped tiny-shapes model is there."""
+    from latentgraph.graph.executor import Executor
+    from latentgraph.graph.settings import Settings
+    for name in ("input", "output", "temp", "models"):
+        (tmp_path / name).mkdir()
+    return Executor(Settings(models=tmp_path / "models", input=tmp_path / "input", output=tmp_path / "output",
+                             temp=tmp_path / "temp", device="cpu"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import read_png
+from helpers import read_png, shipped_model_executor
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.latent_compose import latent_blend, latent_composite
@@ -62,13 +62,7 @@ def test_blend_mixes_and_fits_the_second_to_the_first():
 
 
 def test_composite_and_blend_in_a_graph_on_the_shipped_model(tmp_path):
-    from latentgraph.graph.executor import Executor
-    from latentgraph.graph.settings import Settings
     from latentgraph.training.judge import read
-    for name in ("input", "output", "temp", "models"):
-        (tmp_path / name).mkdir()
-    settings = Settings(models=tmp_path / "models", input=tmp_path / "input", output=tmp_path / "output",
-                        temp=tmp_path / "temp", device="cpu")
 
     def ref(node, output):
         return {"node": node, "output": output}
@@ -96,7 +90,7 @@ def test_composite_and_blend_in_a_graph_on_the_shipped_model(tmp_path):
                                                                    "vae": ref("ckpt", "VAE")}}
         nodes[f"save_{name}"] = {"type": "SaveImage", "inputs": {"images": ref(f"decode_{name}", "IMAGE"),
                                                                  "filename_prefix": name}}
-    result = Executor(settings).run({"format": "latentgraph", "version": 2, "nodes": nodes})
+    result = shipped_model_executor(tmp_path).run({"format": "latentgraph", "version": 2, "nodes": nodes})
     images = {image["path"].split("/")[-1].split("_")[0]: read_png(image["path"]) for image in result.images}
     drawn, composite = images["drawn"], images["composite"]
     assert read(drawn)["shape"] == "square" and read(drawn)["colour"] == "red"

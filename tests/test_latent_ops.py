@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from helpers import read_png
+from helpers import read_png, shipped_model_executor
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.canvas import image_flip, image_rotate
@@ -106,13 +106,7 @@ def test_crop_in_whole_cells_with_the_mask():
 def test_flip_and_turn_a_drawn_shape_on_the_shipped_model(tmp_path):
     """A red square drawn at the left, its latent mirrored left to right, comes out at the right; one drawn at
     the top and turned a quarter clockwise comes out at the right too."""
-    from latentgraph.graph.executor import Executor
-    from latentgraph.graph.settings import Settings
     from latentgraph.training.judge import read
-    for name in ("input", "output", "temp", "models"):
-        (tmp_path / name).mkdir()
-    settings = Settings(models=tmp_path / "models", input=tmp_path / "input", output=tmp_path / "output",
-                        temp=tmp_path / "temp", device="cpu")
 
     def ref(node, output):
         return {"node": node, "output": output}
@@ -133,7 +127,7 @@ def test_flip_and_turn_a_drawn_shape_on_the_shipped_model(tmp_path):
                                                                          "vae": ref("ckpt", "VAE")}}
             nodes[f"save_{source}"] = {"type": "SaveImage", "inputs": {"images": ref(f"decode_{source}", "IMAGE"),
                                                                        "filename_prefix": source.replace("_", "-")}}
-    result = Executor(settings).run({"format": "latentgraph", "version": 2, "nodes": nodes})
+    result = shipped_model_executor(tmp_path).run({"format": "latentgraph", "version": 2, "nodes": nodes})
     seen = {image["path"].split("/")[-1].split("_")[0]: read(read_png(image["path"])) for image in result.images}
     for name, before in (("flip", "left"), ("turn", "top")):
         drawn, moved = seen[f"draw-{name}"], seen[name]
