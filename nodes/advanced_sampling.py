@@ -65,8 +65,8 @@ def ksampler_advanced(ctx, model: DiffusionModel, add_noise: str, noise_seed: in
     # Stopping early without leftover noise ends on the last step's denoised estimate, as ComfyUI's
     # full denoise does (it sets the last noise level of the range to 0).
     finish = return_with_leftover_noise == "disable" and last < len(sched.timesteps)
-    return (run_entries(ctx, model, sched, noise_seed, cfg, positive, negative, latent_image, first, last,
-                        add_noise=add_noise == "enable", finish=finish),)
+    return run_entries(ctx, model, sched, noise_seed, cfg, positive, negative, latent_image, first, last,
+                       add_noise=add_noise == "enable", finish=finish)[:1]
 
 
 def ksampler_split(ctx, model: DiffusionModel, seed: int, steps: int, cfg: float, sampler_name: str,
@@ -78,8 +78,8 @@ def ksampler_split(ctx, model: DiffusionModel, seed: int, steps: int, cfg: float
     if first >= last:
         return (latent_image,)
     # As diffusers: noise is added only when starting from the top (no denoising_start).
-    return (run_entries(ctx, model, sched, seed, cfg, positive, negative, latent_image, first, last,
-                        add_noise=start is None),)
+    return run_entries(ctx, model, sched, seed, cfg, positive, negative, latent_image, first, last,
+                       add_noise=start is None)[:1]
 
 
 def model_inputs(seed_name: str) -> list[Input]:

@@ -86,9 +86,8 @@ def sample(ctx, model: DiffusionModel, noise: Noise, cfg: float, positive: Condi
                          noise.seed, sigmas.steps)
     start = cut_at_step(sched, sigmas.steps, sigmas.first) if sigmas.first > 0 else None
     first, last = entry_range(sched, start, cut_at_step(sched, sigmas.steps, sigmas.last))
-    output, denoised = run_entries(ctx, model, sched, noise.seed, cfg, positive, negative, latent_image, first, last,
-                                   add_noise=noise.add, with_denoised=True)
-    return output, denoised
+    return run_entries(ctx, model, sched, noise.seed, cfg, positive, negative, latent_image, first, last,
+                       add_noise=noise.add)
 
 
 def ksampler_select(ctx, sampler_name: str):

@@ -286,14 +286,14 @@ def new_schedule(model: DiffusionModel, sampler_name: str, scheduler: str, seed:
 
 def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positive: Conditioning,
                 negative: Conditioning, latent_image: Latent, first: int, last: int, add_noise: bool,
-                finish: bool = False, with_denoised: bool = False):
+                finish: bool = False) -> tuple[Latent, Latent]:
     """Denoise with the entries [first, last) of the scheduler's timesteps, as diffusers' pipelines do.
 
     With `add_noise`, a blank latent started at the first entry is pure noise at the first noise level
     (txt2img's prepare_latents); any other start noises the latent to the level of its first entry
     (img2img's prepare_latents). Without it, the latent is denoised as it is (the SDXL refiner given
     `denoising_start`). An encoded image is first drawn from its distribution with the seeded generator.
-    The resulting Latent; `with_denoised`: also the last step's estimate of the clean latent."""
+    Returns the resulting latent and the last step's estimate of the clean latent."""
     check_latent(latent_image, model)
     device = model.device
     generator = torch.Generator("cpu").manual_seed(seed)
@@ -312,14 +312,13 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
         latents = initial_samples(latent_image, model, generator, device, dtype)
         if len(timesteps) == 0:
             out = latent_image.replace(samples=latents, dist=None)
-            return (out, out) if with_denoised else out
+            return out, out
         if add_noise:
             noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
             latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
     with adapters_active(model.unet, model.adapters), freeu_active(model):
         latents, denoised = denoise_loop(ctx, model, sched, timesteps, latents, predict, generator, finish, after_step)
-    out = latent_image.replace(samples=latents, dist=None)
-    return (out, latent_image.replace(samples=denoised, dist=None)) if with_denoised else out
+    return latent_image.replace(samples=latents, dist=None), latent_image.replace(samples=denoised, dist=None)
 
 
 @contextlib.contextmanager
@@ -375,8 +374,8 @@ def ksampler(ctx, model: DiffusionModel, seed: int, steps: int, cfg: float, samp
     # img2img skips the first (1 - denoise) of the steps (diffusers' get_timesteps, strength = denoise);
     # a blank latent at full denoise is txt2img.
     t_start = max(steps - min(int(steps * denoise), steps), 0)
-    return (run_entries(ctx, model, sched, seed, cfg, positive, negative, latent_image, t_start * sched.order,
-                        len(sched.timesteps), add_noise=True),)
+    return run_entries(ctx, model, sched, seed, cfg, positive, negative, latent_image, t_start * sched.order,
+                       len(sched.timesteps), add_noise=True)[:1]
 
 
 node("KSampler", category="sampling",
