@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from diffusers import EulerDiscreteScheduler
+
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.advanced_sampling import cut_at_step, entry_range
 from latentgraph.nodes.sampling import new_schedule, run_entries, sampler_inputs
@@ -50,7 +52,9 @@ class Sigmas:
     steps: int
     first: int
     last: int
-    config: dict  # the noise schedule of the model the grid was made for
+    config: dict | None  # the noise schedule of the model the grid was made for (None: the sampler's model)
+    # (sigma_min, sigma_max) set by hand (KarrasScheduler, ExponentialScheduler): the sampler's model must have them
+    by_hand: tuple[float, float] | None = None
 
     @property
     def count(self) -> int:
@@ -82,12 +86,24 @@ def sample(ctx, model: DiffusionModel, noise: Noise, cfg: float, positive: Condi
         raise InputError("sigmas", reason)
     if sigmas.count <= 0:  # nothing to run: ComfyUI hands the latent on unchanged
         return latent_image, latent_image
-    sched = new_schedule(replace(model, scheduler_config=sigmas.config), sampler.name, sigmas.scheduler,
-                         noise.seed, sigmas.steps)
+    config = sigmas.config or model.scheduler_config
+    if sigmas.by_hand:
+        check_range(config, *sigmas.by_hand)
+    sched = new_schedule(replace(model, scheduler_config=config), sampler.name, sigmas.scheduler, noise.seed,
+                         sigmas.steps)
     start = cut_at_step(sched, sigmas.steps, sigmas.first) if sigmas.first > 0 else None
     first, last = entry_range(sched, start, cut_at_step(sched, sigmas.steps, sigmas.last))
     return run_entries(ctx, model, sched, noise.seed, cfg, positive, negative, latent_image, first, last,
                        add_noise=noise.add)
+
+
+def check_range(config: dict, sigma_min: float, sigma_max: float) -> None:
+    """diffusers' Karras and exponential grids span the model's own noise levels: hand-set ends must be those."""
+    table = EulerDiscreteScheduler.from_config(config).sigmas
+    own = float(table[table > 0].min()), float(table.max())
+    if any(abs(mine - theirs) > 1e-3 * theirs for mine, theirs in zip((sigma_min, sigma_max), own)):
+        raise InputError("sigmas", f"sigma_min {sigma_min:g} and sigma_max {sigma_max:g} must be this model's own "
+                                   f"noise levels, {own[0]:.7g} and {own[1]:.7g}: diffusers' schedulers span them")
 
 
 def ksampler_select(ctx, sampler_name: str):
@@ -99,6 +115,14 @@ def basic_scheduler(ctx, model: DiffusionModel, scheduler: str, steps: int, deno
     # (diffusers' strength); ComfyUI instead stretches the grid to steps / denoise steps.
     first = steps - min(int(steps * denoise), steps)
     return (Sigmas(scheduler, steps, first, steps, dict(model.scheduler_config)),)
+
+
+def karras_scheduler(ctx, steps: int, sigma_max: float, sigma_min: float, rho: float):
+    return (Sigmas("karras", steps, 0, steps, None, (sigma_min, sigma_max)),)
+
+
+def exponential_scheduler(ctx, steps: int, sigma_max: float, sigma_min: float):
+    return (Sigmas("exponential", steps, 0, steps, None, (sigma_min, sigma_max)),)
 
 
 def split_sigmas(ctx, sigmas: Sigmas, step: int):
@@ -159,6 +183,25 @@ node("BasicScheduler", category=CATEGORY + "/schedulers",
              Input("denoise", FLOAT, default=1.0, min=0.0, max=1.0, step=0.01,
                    tooltip="Share of the steps to run, from the end of the schedule.")],
      outputs=[Output("SIGMAS", SIGMAS)])(basic_scheduler)
+
+STEPS_INPUT = Input("steps", INT, default=20, min=1, max=10000)
+SIGMA_INPUTS = [Input("sigma_max", FLOAT, default=14.614642, min=0.0, max=5000.0, step=0.01,
+                      tooltip="The noisiest level: the model's own (SD1.5 and SDXL: 14.614642)."),
+                Input("sigma_min", FLOAT, default=0.0291675, min=0.0, max=5000.0, step=0.01,
+                      tooltip="The least noisy level: the model's own (SD1.5 and SDXL: 0.0291675).")]
+
+node("KarrasScheduler", category=CATEGORY + "/schedulers",
+     description="Karras' grid of noise levels (diffusers' use_karras_sigmas, rho 7) between the model's own "
+                 "sigma_min and sigma_max; other ends or rho are refused.",
+     inputs=[STEPS_INPUT, *SIGMA_INPUTS,
+             Input("rho", FLOAT, default=7.0, min=7.0, max=7.0, step=0.01,
+                   tooltip="diffusers' Karras grid has rho 7.")],
+     outputs=[Output("SIGMAS", SIGMAS)])(karras_scheduler)
+
+node("ExponentialScheduler", category=CATEGORY + "/schedulers",
+     description="Noise levels evenly spaced in log sigma (diffusers' use_exponential_sigmas) between the model's "
+                 "own sigma_min and sigma_max; other ends are refused.",
+     inputs=[STEPS_INPUT, *SIGMA_INPUTS], outputs=[Output("SIGMAS", SIGMAS)])(exponential_scheduler)
 
 node("SplitSigmas", category=CATEGORY + "/sigmas",
      description="Splits a schedule at a step: the first steps (high noise) and the rest (low noise), e.g. for a "

@@ -153,3 +153,21 @@ def test_a_comfyui_custom_sampling_workflow_runs_as_saved(executor):
     ours = picture(executor, load_workflow(doc))
     plain = picture(executor, txt2img(prompt=PROMPT, seed=4, steps=6, sampler_name="dpmpp_2m", scheduler="karras"))
     assert ours.std() > 1 and np.array_equal(ours, plain)
+
+
+@pytest.mark.parametrize("node_type, grid", [("KarrasScheduler", "karras"), ("ExponentialScheduler", "exponential")])
+def test_hand_set_schedulers_at_the_models_own_ends_are_its_grids(executor, node_type, grid):
+    """ComfyUI's defaults (14.614642, 0.0291675) are SD's own ends: the same picture as BasicScheduler's grid;
+    other ends are refused naming the sampler node's `sigmas`."""
+    settings = dict(prompt=PROMPT, seed=6, steps=5, sampler_name="dpmpp_2m", scheduler=grid)
+    basic = picture(executor, custom(txt2img(**settings)))
+    workflow = custom(txt2img(**settings))
+    extra = {"rho": 7.0} if node_type == "KarrasScheduler" else {}
+    workflow["nodes"]["sigmas"] = {"type": node_type, "inputs": {"steps": 5, "sigma_max": 14.614642,
+                                                                 "sigma_min": 0.0291675, **extra}}
+    assert np.array_equal(picture(executor, workflow), basic)
+    workflow["nodes"]["sigmas"]["inputs"]["sigma_min"] = 0.1
+    with pytest.raises(NodeError) as refused:
+        executor.run(workflow)
+    assert (refused.value.error.node_id, refused.value.error.input) == ("sampler", "sigmas")
+    assert "0.0291675" in refused.value.error.message
