@@ -15,8 +15,16 @@ from __future__ import annotations
 
 import torch
 
-from latentgraph.nodes.sampling import check_sampler_pair, new_schedule, run_entries, sampler_inputs
-from latentgraph.nodes.spec import COMBO, CONDITIONING, FLOAT, INT, LATENT, MODEL, SEED_MAX, Input, Output, node
+from latentgraph.nodes.sampling import (
+    CFG_INPUT,
+    MODEL_INPUT,
+    check_sampler_pair,
+    new_schedule,
+    run_entries,
+    sampler_inputs,
+    seed_input,
+)
+from latentgraph.nodes.spec import COMBO, CONDITIONING, FLOAT, INT, LATENT, Input, Output, node
 from latentgraph.nodes.values import Conditioning, DiffusionModel, Latent
 
 ENABLE = ["enable", "disable"]
@@ -84,13 +92,11 @@ def ksampler_split(ctx, model: DiffusionModel, seed: int, steps: int, cfg: float
 
 def model_inputs(seed_name: str) -> list[Input]:
     return [
-        Input("model", MODEL, tooltip="The denoising model (from a checkpoint loader)."),
-        Input(seed_name, INT, default=0, min=0, max=SEED_MAX, control_after_generate=True,
-              tooltip="Seeds the CPU generator (the initial noise, and the noise of ancestral/SDE samplers)."),
+        MODEL_INPUT,
+        seed_input(seed_name),
         Input("steps", INT, default=20, min=1, max=10000,
               tooltip="Steps of the whole schedule; this node runs part of them."),
-        Input("cfg", FLOAT, default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-              tooltip="Classifier-free guidance scale; 1 or less runs the positive prompt alone."),
+        CFG_INPUT,
         *sampler_inputs(),
         Input("positive", CONDITIONING, tooltip="What the image should show."),
         Input("negative", CONDITIONING, tooltip="What it should not show."),
@@ -112,7 +118,7 @@ node("KSamplerAdvanced", category="sampling",
                  "denoising_end / denoising_start split (0.8 of 40 steps is k=32 on the normal grid, 25 on "
                  "the karras grid).",
      inputs=[
-         Input("model", MODEL, tooltip="The denoising model (from a checkpoint loader)."),
+         MODEL_INPUT,
          Input("add_noise", COMBO, default="enable", choices=ENABLE,
                tooltip="enable: noise the latent to the first step's level (txt2img, img2img); disable: continue "
                        "a latent that still holds its noise (the refiner)."),

@@ -51,14 +51,18 @@ def image_pad_for_outpaint(ctx, image: torch.Tensor, left: int, top: int, right:
     return canvas, mask[None].to(device=image.device)
 
 
+def crop_inputs(step: int) -> list[Input]:
+    """width, height, x, y in pixels, in multiples of `step` (the smallest size)."""
+    return [Input("width", INT, default=512, min=step, max=MAX_SIDE, step=step),
+            Input("height", INT, default=512, min=step, max=MAX_SIDE, step=step),
+            Input("x", INT, default=0, min=0, max=MAX_SIDE, step=step),
+            Input("y", INT, default=0, min=0, max=MAX_SIDE, step=step)]
+
+
 @node("ImageCrop", category="image/transform",
       description="The part of the picture `width` x `height` pixels large whose top-left corner is at (x, y), "
                   "cut short at the picture's edges.",
-      inputs=[Input("image", IMAGE),
-              Input("width", INT, default=512, min=1, max=MAX_SIDE, step=1),
-              Input("height", INT, default=512, min=1, max=MAX_SIDE, step=1),
-              Input("x", INT, default=0, min=0, max=MAX_SIDE, step=1),
-              Input("y", INT, default=0, min=0, max=MAX_SIDE, step=1)],
+      inputs=[Input("image", IMAGE), *crop_inputs(1)],
       outputs=[Output("IMAGE", IMAGE)])
 def image_crop(ctx, image: torch.Tensor, width: int, height: int, x: int, y: int):
     x, y = min(x, image.shape[-1] - 1), min(y, image.shape[-2] - 1)

@@ -16,7 +16,7 @@ from diffusers import EulerDiscreteScheduler
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.advanced_sampling import cut_at_step, entry_range
-from latentgraph.nodes.sampling import new_schedule, run_entries, sampler_inputs
+from latentgraph.nodes.sampling import CFG_INPUT, MODEL_INPUT, new_schedule, run_entries, sampler_inputs, seed_input
 from latentgraph.nodes.schedulers import check_pair
 from latentgraph.nodes.spec import (
     BOOLEAN,
@@ -25,10 +25,8 @@ from latentgraph.nodes.spec import (
     GUIDER,
     INT,
     LATENT,
-    MODEL,
     NOISE,
     SAMPLER,
-    SEED_MAX,
     SIGMAS,
     Input,
     Output,
@@ -161,10 +159,6 @@ def basic_guider(ctx, model: DiffusionModel, conditioning: Conditioning):
     return (Guider(model, conditioning, conditioning, 1.0),)
 
 
-MODEL_INPUT = Input("model", MODEL, tooltip="The denoising model (from a checkpoint loader).")
-SEED_TOOLTIP = "Seeds the CPU generator (the initial noise, and the noise of ancestral/SDE samplers)."
-CFG_INPUT = Input("cfg", FLOAT, default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                  tooltip="Classifier-free guidance scale; 1 or less runs the positive prompt alone.")
 SAMPLE_INPUTS = [Input("sampler", SAMPLER, tooltip="The solver (KSamplerSelect)."),
                  Input("sigmas", SIGMAS, tooltip="The steps to run (BasicScheduler, SplitSigmas)."),
                  Input("latent_image", LATENT, tooltip="An empty latent, an encoded image, or a noisy latent to go on "
@@ -221,8 +215,7 @@ node("SamplerCustom", category=CATEGORY,
      inputs=[MODEL_INPUT,
              Input("add_noise", BOOLEAN, default=True,
                    tooltip="Noise the latent to the first step's level (off: it already holds that noise)."),
-             Input("noise_seed", INT, default=0, min=0, max=SEED_MAX, control_after_generate=True,
-                   tooltip=SEED_TOOLTIP),
+             seed_input("noise_seed"),
              CFG_INPUT,
              Input("positive", CONDITIONING, tooltip="What the image should show."),
              Input("negative", CONDITIONING, tooltip="What it should not show."),
@@ -238,8 +231,7 @@ node("SamplerCustomAdvanced", category=CATEGORY,
      outputs=SAMPLE_OUTPUTS)(sampler_custom_advanced)
 
 node("RandomNoise", category=CATEGORY + "/noise", description="The initial noise, drawn from a seed.",
-     inputs=[Input("noise_seed", INT, default=0, min=0, max=SEED_MAX, control_after_generate=True,
-                   tooltip=SEED_TOOLTIP)],
+     inputs=[seed_input("noise_seed")],
      outputs=[Output("NOISE", NOISE)])(random_noise)
 
 node("DisableNoise", category=CATEGORY + "/noise",

@@ -7,10 +7,9 @@ from __future__ import annotations
 import torch
 
 from latentgraph.graph.errors import InputError
-from latentgraph.nodes.canvas import FLIPS, ROTATIONS, image_crop
+from latentgraph.nodes.canvas import FLIPS, ROTATIONS, crop_inputs, image_crop
 from latentgraph.nodes.latent_compose import concrete, fit_to
-from latentgraph.nodes.masks import MAX_SIDE
-from latentgraph.nodes.spec import COMBO, FLOAT, INT, LATENT, Input, Output, node
+from latentgraph.nodes.spec import COMBO, FLOAT, LATENT, Input, Output, node
 from latentgraph.nodes.values import Latent
 
 PAIR = [Input("samples1", LATENT), Input("samples2", LATENT)]
@@ -107,11 +106,7 @@ def latent_rotate(ctx, samples: Latent, rotation: str):
 @node("LatentCrop", category="latent/transform",
       description="A part of the latent: its top-left corner at (x, y) and its size, in pixels (rounded down to "
                   "whole latent cells; at least one cell is kept).",
-      inputs=[Input("samples", LATENT),
-              Input("width", INT, default=512, min=8, max=MAX_SIDE, step=8),
-              Input("height", INT, default=512, min=8, max=MAX_SIDE, step=8),
-              Input("x", INT, default=0, min=0, max=MAX_SIDE, step=8),
-              Input("y", INT, default=0, min=0, max=MAX_SIDE, step=8)],
+      inputs=[Input("samples", LATENT), *crop_inputs(8)],
       outputs=[Output("LATENT", LATENT)])
 def latent_crop(ctx, samples: Latent, width: int, height: int, x: int, y: int):
     if samples.samples is None:  # a canvas: only its size changes (in the model's cells once sampled)

@@ -43,6 +43,16 @@ def sampler_inputs() -> list[Input]:
     ]
 
 
+MODEL_INPUT = Input("model", MODEL, tooltip="The denoising model (from a checkpoint loader).")
+CFG_INPUT = Input("cfg", FLOAT, default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                  tooltip="Classifier-free guidance scale; 1 or less runs the positive prompt alone.")
+
+
+def seed_input(name: str, tooltip: str = "Seeds the CPU generator (the initial noise, and the noise of "
+                                         "ancestral/SDE samplers).") -> Input:
+    return Input(name, INT, default=0, min=0, max=SEED_MAX, control_after_generate=True, tooltip=tooltip)
+
+
 def check_sampler_pair(values: dict) -> list[tuple[str, str]]:
     reason = check_pair(values["sampler_name"], values["scheduler"])
     return [("scheduler", reason)] if reason else []
@@ -382,12 +392,10 @@ node("KSampler", category="sampling",
      description="Denoises a latent with a diffusers scheduler, guided by a positive and a negative prompt. "
                  "denoise < 1 on an encoded image is img2img (diffusers' strength).",
      inputs=[
-         Input("model", MODEL, tooltip="The denoising model (from a checkpoint loader)."),
-         Input("seed", INT, default=0, min=0, max=SEED_MAX, control_after_generate=True,
-               tooltip="Seeds the CPU generator that draws the noise, as diffusers does."),
+         MODEL_INPUT,
+         seed_input("seed", "Seeds the CPU generator that draws the noise, as diffusers does."),
          Input("steps", INT, default=20, min=1, max=10000, tooltip="Number of denoising steps."),
-         Input("cfg", FLOAT, default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-               tooltip="Classifier-free guidance scale; 1 or less runs the positive prompt alone."),
+         CFG_INPUT,
          *sampler_inputs(),
          Input("positive", CONDITIONING, tooltip="What the image should show."),
          Input("negative", CONDITIONING, tooltip="What it should not show (often an empty prompt)."),
