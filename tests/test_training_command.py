@@ -4,6 +4,7 @@ type, and the SDXL base + refiner pair of --xl; fine-tuning stages on a saved mo
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from sdxl_helpers import base_and_refiner
 
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
-from latentgraph.training import train_tiny
+from latentgraph.training import shapes, train_tiny
 
 TOY = ["--vae-steps", "3", "--position-steps", "3", "--unet-steps", "3", "--refiner-steps", "2", "--cache", "64",
        "--unet-batch", "4", "--vae-batch", "4", "--ckpt-every", "2", "--eval-every", "1000"]
@@ -136,3 +137,27 @@ def test_fade_target_lets_the_prompt_fade_out_on_the_last_steps():
     for useless in (["--position-steps", "0"], ["--distill", "0", "--init-from", "runs/any-model"], ["--xl"]):
         with pytest.raises(SystemExit, match="--teacher-from takes effect only"):
             train_tiny.main(["--teacher-from", "runs/any"] + useless)
+
+
+def test_swap_context_gives_the_shape_word_on_another_colours_states():
+    args = train_tiny.parse_args(TOY + ["--position-steps", "0", "--fade-steps", "1", "--swap-context", "1"])
+    c = train_tiny.build_components(args)
+    stage = train_tiny.fade_stage(args, c)
+    captions = ["a small purple circle on a red background, at the left", "a large white square", ""]
+    with torch.no_grad():
+        hidden, _ = stage.encode(captions, "cpu")
+        seen = stage.perturb(captions, hidden, random.Random(0))
+        for i, caption in enumerate(captions[:2]):
+            shape_word = 4  # <start> a size colour shape
+            assert torch.equal(seen[i, :shape_word], hidden[i, :shape_word])  # up to the colour word: as it was
+            assert not torch.equal(seen[i, shape_word:], hidden[i, shape_word:])
+            words = shapes.parse_caption(caption)
+            allowed = [k for k in shapes.COLOURS if k not in (words["colour"], words.get("background"))
+                       and (k, words["shape"]) not in shapes.WITHHELD]
+            others = {k: stage.encode([caption.replace(words["colour"], k, 1)], "cpu")[0][0] for k in allowed}
+            # from the shape word on: the states of the same caption with an allowed colour, never the background's
+            assert [k for k, states in others.items() if torch.equal(seen[i, shape_word:], states[shape_word:])]
+    assert torch.equal(seen[2], hidden[2])  # no colour word: unchanged
+    with pytest.raises(SystemExit, match="acts in the fade stage"):
+        train_tiny.main(["--swap-context", "0.25"])
+

@@ -80,6 +80,9 @@ def parse_args(argv=None):
     ap.add_argument("--fade-below", type=int, default=180,
                     help="the prompt's weight falls linearly from 1 at this timestep to 0 at timestep 0")
     ap.add_argument("--fade-lr", type=float, default=3e-4)
+    ap.add_argument("--swap-context", type=float, default=0.0,
+                    help="fade stage: share of captions whose text-encoder states from the shape word on come from "
+                         "the same caption with another colour (the target stays the true caption's)")
     return ap.parse_args(argv)
 
 
@@ -281,13 +284,14 @@ class Stage:
     """One denoiser to train: its UNet, what trains with it, how captions condition it."""
 
     def __init__(self, name, unet, modules, encode, steps, t_min=0, t_max=1000, evaluate=None, teacher=None,
-                 target=None, lr=None, focus=None):
+                 target=None, lr=None, focus=None, perturb=None):
         self.name, self.unet, self.modules, self.encode = name, unet, modules, encode
         self.steps, self.t_min, self.t_max, self.evaluate = steps, t_min, t_max, evaluate
         self.teacher = teacher  # (captions, pure noise) -> clean latent, for --distill
         self.target = target  # (noisy latents, t, captions, hidden) -> the epsilon to learn instead of the noise
         self.lr = lr
         self.focus = focus  # half of each batch at timesteps below this
+        self.perturb = perturb  # (captions, states, rng) -> the states the UNet sees; the target keeps its own
 
 
 def sd_stage(args, c) -> Stage:
@@ -318,8 +322,36 @@ def fade_stage(args, c) -> Stage:
         cond, uncond = teacher(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([hidden, empty])).sample.chunk(2)
         weight = (t.float() / args.fade_below).clamp(0, 1).view(-1, 1, 1, 1)
         return uncond + weight * (cond - uncond)
+
+    def swap_context(captions, hidden, rng):
+        """The text encoder is causal: the state of "triangle" in "a purple triangle" depends on "purple",
+        a context that a withheld pair never had in training, and the UNet learnt to read the shape from
+        states that also carry the colour. Here, for a share of the captions, every state from the shape
+        word on comes from the same caption with another colour (one allowed with that shape and unlike
+        the background), while the target stays the true caption's: the UNet learns to take the shape
+        from those states whatever colour they carry, and the colour from the colour word."""
+        rows, swapped = [], []
+        for i, caption in enumerate(captions):
+            words = shapes.parse_caption(caption)
+            if "colour" not in words or rng.random() >= args.swap_context:
+                continue
+            colour, shape = words["colour"], words["shape"]
+            others = [k for k in shapes.COLOURS
+                      if k not in (colour, words.get("background")) and (k, shape) not in shapes.WITHHELD]
+            rows.append(i)
+            swapped.append(caption.replace(f"{colour} {shape}", f"{rng.choice(others)} {shape}", 1))
+        if not rows:
+            return hidden
+        ids = tokenize(c["tokenizer"], [captions[i] for i in rows], hidden.device)
+        other_ids = tokenize(c["tokenizer"], swapped, hidden.device)
+        other = sd.encode(swapped, hidden.device)[0]
+        out = hidden.clone()
+        for j, i in enumerate(rows):
+            shape_word = int((ids[j] != other_ids[j]).nonzero()[0]) + 1  # the token after the colour word
+            out[i, shape_word:] = other[j, shape_word:]
+        return out
     return Stage("fade", c["unet"], [c["unet"]], sd.encode, args.fade_steps, evaluate=sd.evaluate, target=target,
-                 lr=args.fade_lr, focus=args.fade_below)
+                 lr=args.fade_lr, focus=args.fade_below, perturb=swap_context if args.swap_context > 0 else None)
 
 
 def xl_stage(args, c, refiner: bool = False) -> Stage:
@@ -413,7 +445,8 @@ def train_unet(args, c, run: Path, state: dict | None, rng, gen, deadline, stage
         captions = [shapes.random_caption(scenes[i], rng) for i in idx.tolist()]
         hidden, added = stage.encode(captions, device)
         x_t = torch.where(pure.view(-1, 1, 1, 1), white, noise_sched.add_noise(latents, noise, t))
-        pred = unet(x_t, t, hidden, added_cond_kwargs=added).sample.float()
+        seen = stage.perturb(captions, hidden, rng) if stage.perturb else hidden
+        pred = unet(x_t, t, seen, added_cond_kwargs=added).sample.float()
         if stage.target:  # a distillation: every timestep counts alike
             with torch.no_grad():
                 target = stage.target(x_t, t, captions, hidden).float()
@@ -580,6 +613,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.fade_steps and args.xl:
         raise SystemExit("--fade-steps is for the SD1.5-type model, not --xl")
+    if args.swap_context and not args.fade_steps:
+        raise SystemExit("--swap-context acts in the fade stage: give --fade-steps too")
     if args.teacher_from and (args.xl or not args.position_steps or (args.distill <= 0 and args.init_from)):
         # the SD1.5-type teacher serves the --distill share and, from scratch, the UNet's starting point
         raise SystemExit("--teacher-from takes effect only with --position-steps > 0, without --xl, and "
