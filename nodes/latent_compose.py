@@ -33,6 +33,14 @@ def fit_to(second: torch.Tensor, first: torch.Tensor, mode: str, batch: bool = T
     return matching_batch(second, first.shape[0], "samples2") if batch else second
 
 
+def fitted_pair(samples1: Latent, samples2: Latent, mode: str, batch: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both tensors (an empty canvas as zeros), the second fitted to the first (fit_to)."""
+    first, second = concrete(samples1, samples2, "samples1"), concrete(samples2, samples1, "samples2")
+    if second.shape[1] != first.shape[1]:
+        raise InputError("samples2", f"{second.shape[1]} latent channels where samples1 has {first.shape[1]}")
+    return first, fit_to(second, first, mode, batch)
+
+
 def matching_batch(source: torch.Tensor, batch: int, input_name: str) -> torch.Tensor:
     if source.shape[0] == batch:
         return source
@@ -77,9 +85,6 @@ def latent_composite(ctx, samples_to: Latent, samples_from: Latent, x: int, y: i
               Input("blend_mode", COMBO, default="normal", choices=["normal"])],
       outputs=[Output("LATENT", LATENT)])
 def latent_blend(ctx, samples1: Latent, samples2: Latent, blend_factor: float, blend_mode: str):
-    first = concrete(samples1, samples2, "samples1")
-    second = concrete(samples2, samples1, "samples2")
-    if second.shape[1] != first.shape[1]:
-        raise InputError("samples2", f"{second.shape[1]} latent channels where samples1 has {first.shape[1]}")
-    out = first * blend_factor + fit_to(second, first, "bicubic") * (1 - blend_factor)
+    first, second = fitted_pair(samples1, samples2, "bicubic")
+    out = first * blend_factor + second * (1 - blend_factor)
     return (samples1.replace(samples=out, dist=None, batch_size=out.shape[0]),)

@@ -8,19 +8,11 @@ import torch
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.canvas import FLIPS, ROTATIONS, crop_inputs, image_crop
-from latentgraph.nodes.latent_compose import concrete, fit_to
+from latentgraph.nodes.latent_compose import fitted_pair
 from latentgraph.nodes.spec import COMBO, FLOAT, LATENT, Input, Output, node
 from latentgraph.nodes.values import Latent
 
 PAIR = [Input("samples1", LATENT), Input("samples2", LATENT)]
-
-
-def pair(samples1: Latent, samples2: Latent, batch: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both tensors, the second fitted to the first's size (and, unless batching, to its batch)."""
-    first, second = concrete(samples1, samples2, "samples1"), concrete(samples2, samples1, "samples2")
-    if second.shape[1] != first.shape[1]:
-        raise InputError("samples2", f"{second.shape[1]} latent channels where samples1 has {first.shape[1]}")
-    return first, fit_to(second, first, "bilinear", batch=not batch)
 
 
 def result(latent: Latent, samples: torch.Tensor, **changes) -> tuple[Latent]:
@@ -30,14 +22,14 @@ def result(latent: Latent, samples: torch.Tensor, **changes) -> tuple[Latent]:
 @node("LatentAdd", category="latent/advanced", description="samples1 + samples2.", inputs=PAIR,
       outputs=[Output("LATENT", LATENT)])
 def latent_add(ctx, samples1: Latent, samples2: Latent):
-    first, second = pair(samples1, samples2)
+    first, second = fitted_pair(samples1, samples2, "bilinear")
     return result(samples1, first + second)
 
 
 @node("LatentSubtract", category="latent/advanced", description="samples1 - samples2.", inputs=PAIR,
       outputs=[Output("LATENT", LATENT)])
 def latent_subtract(ctx, samples1: Latent, samples2: Latent):
-    first, second = pair(samples1, samples2)
+    first, second = fitted_pair(samples1, samples2, "bilinear")
     return result(samples1, first - second)
 
 
@@ -63,7 +55,7 @@ def _unit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                            tooltip="1: samples1, 0: samples2.")],
       outputs=[Output("LATENT", LATENT)])
 def latent_interpolate(ctx, samples1: Latent, samples2: Latent, ratio: float):
-    first, second = pair(samples1, samples2)
+    first, second = fitted_pair(samples1, samples2, "bilinear")
     (n1, d1), (n2, d2) = _unit(first), _unit(second)
     _, direction = _unit(d1 * ratio + d2 * (1 - ratio))
     return result(samples1, direction * (n1 * ratio + n2 * (1 - ratio)))
@@ -76,7 +68,7 @@ def latent_batch(ctx, samples1: Latent, samples2: Latent):
     if samples1.noise_mask is not None or samples2.noise_mask is not None:
         raise InputError("samples2", "latents with an inpainting mask (SetLatentNoiseMask) cannot be batched: set "
                                      "the mask after LatentBatch")
-    first, second = pair(samples1, samples2, batch=True)
+    first, second = fitted_pair(samples1, samples2, "bilinear", batch=False)
     return result(samples1, torch.cat([first, second]))
 
 
