@@ -131,6 +131,16 @@ def test_fade_target_lets_the_prompt_fade_out_on_the_last_steps():
     assert torch.allclose(target[0], uncond[0], atol=1e-6)  # timestep 0: the prompt has no say
     assert torch.allclose(target[1], (uncond + 0.5 * (cond - uncond))[1], atol=1e-6)  # half way down the ramp
     assert torch.allclose(target[2:], cond[2:], atol=1e-6)  # from --fade-below up: the teacher as it was
+    # --fade-weight scales the prompt's weight everywhere; --fade-below 0 drops the ramp
+    for below, weights in (("300", [0, 0.25, 0.5, 0.5]), ("0", [0.5] * 4)):
+        args = train_tiny.parse_args(TOY + ["--position-steps", "0", "--fade-steps", "1", "--fade-below", below,
+                                            "--fade-weight", "0.5"])
+        stage = train_tiny.fade_stage(args, c)
+        assert stage.focus == (int(below) or None)  # no ramp: no band of timesteps to dwell on
+        with torch.no_grad():
+            target = stage.target(x, t, captions, hidden)
+        for i, w in enumerate(weights):
+            assert torch.allclose(target[i], (uncond + w * (cond - uncond))[i], atol=1e-6), (below, i)
     with pytest.raises(SystemExit, match="not --xl"):
         train_tiny.main(["--xl", "--fade-steps", "1"])
     # a teacher that nothing would use (from scratch, --distill 0 still starts the UNet from it)

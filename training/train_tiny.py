@@ -78,7 +78,11 @@ def parse_args(argv=None):
                     help="last, teach the UNet to let the prompt fade out below --fade-below, distilled from its "
                          "own frozen copy (classifier-free guidance then stops acting on the last steps)")
     ap.add_argument("--fade-below", type=int, default=180,
-                    help="the prompt's weight falls linearly from 1 at this timestep to 0 at timestep 0")
+                    help="the prompt's weight falls linearly from 1 at this timestep to 0 at timestep 0 "
+                         "(0: no fall, the weight is --fade-weight everywhere)")
+    ap.add_argument("--fade-weight", type=float, default=1.0,
+                    help="fade stage: the prompt's weight from --fade-below up; under 1 it calibrates guidance, "
+                         "so that cfg s then acts as cfg s * weight did before")
     ap.add_argument("--fade-lr", type=float, default=3e-4)
     ap.add_argument("--swap-context", type=float, default=0.0,
                     help="fade stage: share of captions whose text-encoder states from the shape word on come from "
@@ -320,7 +324,8 @@ def fade_stage(args, c) -> Stage:
             empties[len(captions)] = sd.encode([""] * len(captions), x_t.device)[0]
         empty = empties[len(captions)]
         cond, uncond = teacher(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([hidden, empty])).sample.chunk(2)
-        weight = (t.float() / args.fade_below).clamp(0, 1).view(-1, 1, 1, 1)
+        ramp = (t.float() / args.fade_below).clamp(0, 1) if args.fade_below > 0 else torch.ones_like(t.float())
+        weight = args.fade_weight * ramp.view(-1, 1, 1, 1)
         return uncond + weight * (cond - uncond)
 
     def swap_context(captions, hidden, rng):
@@ -350,8 +355,9 @@ def fade_stage(args, c) -> Stage:
             shape_word = int((ids[j] != other_ids[j]).nonzero()[0]) + 1  # the token after the colour word
             out[i, shape_word:] = other[j, shape_word:]
         return out
+    perturb = swap_context if args.swap_context > 0 else None
     return Stage("fade", c["unet"], [c["unet"]], sd.encode, args.fade_steps, evaluate=sd.evaluate, target=target,
-                 lr=args.fade_lr, focus=args.fade_below, perturb=swap_context if args.swap_context > 0 else None)
+                 lr=args.fade_lr, focus=args.fade_below or None, perturb=perturb)
 
 
 def xl_stage(args, c, refiner: bool = False) -> Stage:
