@@ -2,8 +2,9 @@
 (judged on pixels alone, through diffusers' StableDiffusionPipeline, Euler 20 steps, cfg 6, on 64
 prompts incl. 16 of the withheld pairs).
 
-Floors a little under the model card's figures, so that a retrained model that loses ground fails
-here; they are not issue 4's bar (>= 90% on every attribute), which the shape type misses."""
+On all prompts the floor is issue 4's bar, >= 90% on every attribute; on the 16 of withheld pairs
+(one miss is 6%) floors a little under the model card's figures, so that a retrained model that
+loses ground fails here."""
 import json
 from pathlib import Path
 
@@ -15,9 +16,9 @@ from latentgraph.training.evaluate import evaluate
 from latentgraph.training.train_tiny import DEFAULT_OUT
 
 MODEL = Path(DEFAULT_OUT)
-# the model card's figures: all 100/98/88/98/98%, withheld pairs 100/100/69/100/100%
-FLOORS = {"background": 0.95, "colour": 0.95, "shape": 0.75, "position": 0.95, "size": 0.95}
-WITHHELD_FLOORS = {"background": 0.9, "colour": 0.9, "shape": 0.65, "position": 0.9, "size": 0.9}
+# the model card's figures: all 100/100/92/100/100%, withheld pairs 100/100/75/100/100%
+FLOORS = {"background": 0.9, "colour": 0.9, "shape": 0.9, "position": 0.9, "size": 0.9}
+WITHHELD_FLOORS = {"background": 0.9, "colour": 0.9, "shape": 0.7, "position": 0.9, "size": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +53,17 @@ def test_judge_figures_hold_what_the_model_card_states(pipe):
         assert s[k] >= floor, (k, s)
     for k, floor in WITHHELD_FLOORS.items():  # 16 prompts: one miss is 6%
         assert s["withheld_" + k] >= floor, (k, s)
+
+
+def test_evaluate_command_judges_another_prompt_set(pipe, tmp_path, capsys):
+    """`python -m latentgraph.training.evaluate --prompts W O S --seed N` judges eval_scenes(W, O, seed=S),
+    picture i at seed N + i, as the figures on other prompt sets in the model card are made."""
+    from latentgraph.training import evaluate as ev
+    from latentgraph.training.shapes import eval_scenes
+    ev.main(["--prompts", "4", "4", "77", "--seed", "1000", "--grid", str(tmp_path / "g.png")])
+    printed = capsys.readouterr().out
+    scenes = eval_scenes(4, 4, seed=77)
+    assert scenes != eval_scenes(4, 4)  # the scene seed picks other prompts
+    expected = judge.table(judge.score(ev.generate(pipe, scenes, seed=1000), scenes))
+    assert expected in printed and "| all | 8 |" in printed
+    assert (tmp_path / "g.png").exists()

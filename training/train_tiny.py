@@ -315,7 +315,9 @@ def fade_stage(args, c) -> Stage:
     overshoots: corners of small squares and tips of triangles come out rounded. Here the UNet learns,
     from a frozen copy of itself, to give with a prompt what it gives without one on those steps
     (ramped: the prompt's weight falls linearly from 1 at --fade-below to 0), so any sampler's cfg
-    stops acting there; the text encoder and the noisier steps stay as they were."""
+    stops acting there; the text encoder and the noisier steps stay as they were. With --fade-weight K
+    under 1 the prompt's weight is K from --fade-below up (everywhere with --fade-below 0): the model's
+    guidance is calibrated, cfg s then acting as cfg s * K did (the shipped model was over-guided at 6)."""
     sd = sd_stage(args, c)
     teacher, empties = c["fade_teacher"], {}
 
