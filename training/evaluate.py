@@ -58,10 +58,9 @@ def grid(images: list[np.ndarray], cols: int = 8, scale: int = 2) -> Image.Image
     return canvas
 
 
-def evaluate(pipe, n_withheld: int = 16, n_other: int = 48, steps: int = STEPS, cfg: float = CFG, seed: int = 0,
-             scene_seed: int = 1234):
-    """(score dict, images, scenes) on the judge's prompt set (by default the 64 prompts)."""
-    scenes = eval_scenes(n_withheld, n_other, seed=scene_seed)
+def evaluate(pipe, scenes: list[Scene] | None = None, steps: int = STEPS, cfg: float = CFG, seed: int = 0):
+    """(score dict, images, scenes) on these scenes, by default the judge's prompt set (64 prompts)."""
+    scenes = scenes or eval_scenes()
     images = generate(pipe, scenes, steps, cfg, seed)
     return judge.score(images, scenes), images, scenes
 
@@ -88,15 +87,15 @@ def main(argv=None):
     ap.add_argument("--cfg", type=float, default=CFG)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompts", type=int, nargs=3, metavar=("WITHHELD", "OTHER", "SCENE_SEED"),
-                    default=(16, 48, 1234), help="another prompt set: eval_scenes(WITHHELD, OTHER, seed=SCENE_SEED)")
+                    help="another prompt set: eval_scenes(WITHHELD, OTHER, seed=SCENE_SEED)")
     ap.add_argument("--seed", type=int, default=0, help="picture i gets seed + i")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from .train_tiny import DEFAULT_OUT, load_pipeline
     pipe = load_pipeline(args.model or DEFAULT_OUT)
     t = time.time()
-    n_withheld, n_other, scene_seed = args.prompts
-    s, images, scenes = evaluate(pipe, n_withheld, n_other, args.steps, args.cfg, args.seed, scene_seed)
+    scenes = eval_scenes(*args.prompts) if args.prompts else None
+    s, images, scenes = evaluate(pipe, scenes, args.steps, args.cfg, args.seed)
     print(f"{len(images)} prompts, {args.steps} Euler steps, cfg {args.cfg}, {time.time() - t:.1f} s")
     print(judge.table(s))
     if args.grid:
