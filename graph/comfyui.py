@@ -14,9 +14,11 @@ dropped, as ComfyUI itself never sends those to its backend (a bypassed one is w
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from latentgraph.graph.workflow import FORMAT, VERSION, WorkflowFormatError, link
+from latentgraph.graph.errors import shown
+from latentgraph.graph.workflow import FORMAT, VERSION, WorkflowFormatError, is_positional_link, link
 from latentgraph.nodes import registry
 
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
@@ -27,12 +29,22 @@ EDITOR_ONLY_INPUTS = ("upload",)
 
 
 def convert(doc: dict, kind: str) -> dict:
-    """Our format from a ComfyUI document of `kind` ('comfyui-api' or 'comfyui-ui')."""
+    """Our format from a ComfyUI document of `kind` ('comfyui-api' or 'comfyui-ui').
+    Raises WorkflowFormatError, naming the node, for anything malformed."""
     if kind == "comfyui-api":
         return _from_api(doc)
     if kind == "comfyui-ui":
         return _from_ui(doc)
     raise WorkflowFormatError(f"not a ComfyUI workflow kind: {kind!r}")
+
+
+def _fail(node_id: Any, text: str) -> WorkflowFormatError:
+    return WorkflowFormatError(f"ComfyUI node {shown(node_id)}: {text}")
+
+
+def _is_id(value: Any) -> bool:
+    """Node and link ids are numbers (or, in some editors, strings)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
 def _workflow(nodes: dict, ui: dict | None = None) -> dict:
@@ -42,12 +54,12 @@ def _workflow(nodes: dict, ui: dict | None = None) -> dict:
     return out
 
 
-def _output_name(node_type: str, slot: Any, fallback: str | None = None) -> str:
+def _output_name(node_type: Any, slot: Any, fallback: Any = None) -> str:
     """Our name of a node type's output slot; '#slot' when unknown (validation then names the problem)."""
-    spec = registry().get(node_type)
+    spec = registry().get(node_type) if isinstance(node_type, str) else None
     if spec is not None and isinstance(slot, int) and 0 <= slot < len(spec.outputs):
         return spec.outputs[slot].name
-    return fallback or f"#{slot}"
+    return fallback if isinstance(fallback, str) and fallback else f"#{slot}"
 
 
 # --- API format --------------------------------------------------------------------------------
@@ -58,82 +70,122 @@ def _from_api(doc: dict) -> dict:
     for node_id, node in doc.items():
         node_type = node.get("class_type")
         if not isinstance(node_type, str):
-            raise WorkflowFormatError(f"ComfyUI node {node_id!r}: 'class_type' must be a string")
+            raise _fail(node_id, "'class_type' must be a string")
         raw_inputs = node.get("inputs") or {}
         if not isinstance(raw_inputs, dict):
-            raise WorkflowFormatError(f"ComfyUI node {node_id!r}: 'inputs' must be an object")
+            raise _fail(node_id, "'inputs' must be an object")
+        meta = node.get("_meta") or {}
+        if not isinstance(meta, dict):
+            raise _fail(node_id, "'_meta' must be an object")
         spec = specs.get(node_type)
         inputs = {}
         for name, value in raw_inputs.items():
             if spec is not None and name in EDITOR_ONLY_INPUTS and spec.input(name) is None:
                 continue
-            if _is_api_link(value):
-                source = doc.get(str(value[0]), {})
-                inputs[name] = link(value[0], _output_name(source.get("class_type", ""), value[1]))
+            if is_positional_link(value):
+                source = doc.get(str(value[0]))
+                source_type = source.get("class_type") if isinstance(source, dict) else None
+                inputs[name] = link(value[0], _output_name(source_type, value[1]))
             else:
                 inputs[name] = value
         out = {"type": node_type, "inputs": inputs}
-        title = (node.get("_meta") or {}).get("title")
+        title = meta.get("title")
         if isinstance(title, str) and title != node_type:
             out["title"] = title
+        if str(node_id) in nodes:
+            raise _fail(node_id, "two nodes have this id")
         nodes[str(node_id)] = out
     return _workflow(nodes)
-
-
-def _is_api_link(value: Any) -> bool:
-    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
-            and isinstance(value[1], int) and not isinstance(value[1], bool))
 
 
 # --- UI format ---------------------------------------------------------------------------------
 
 class _Graph:
-    """A ComfyUI editor document: nodes by id, links by id, resolving reroutes and primitives."""
+    """A ComfyUI editor document: nodes by id, links by id, resolving reroutes and primitives.
+    The constructor checks the shape of every node and link the conversion reads."""
 
     def __init__(self, doc: dict):
         if not isinstance(doc.get("nodes"), list):
             raise WorkflowFormatError("ComfyUI workflow: 'nodes' must be a list")
-        self.nodes = {str(n["id"]): n for n in doc["nodes"] if isinstance(n, dict) and "id" in n}
-        self.links: dict[Any, tuple[str, int]] = {}
-        for entry in doc.get("links") or []:
+        self.nodes: dict[str, dict] = {}
+        for index, node in enumerate(doc["nodes"]):
+            if not isinstance(node, dict) or not _is_id(node.get("id")):
+                raise WorkflowFormatError(f"ComfyUI workflow: nodes[{index}] must be an object with a number 'id'")
+            node_id = str(node["id"])
+            if node_id in self.nodes:
+                raise _fail(node_id, "two nodes have this id")
+            if not isinstance(node.get("type"), str):
+                raise _fail(node_id, "'type' must be a string")
+            for key in ("inputs", "outputs"):
+                entries = node.get(key)
+                if entries is not None and (not isinstance(entries, list)
+                                            or not all(isinstance(e, dict) for e in entries)):
+                    raise _fail(node_id, f"'{key}' must be a list of objects")
+            for inp in node.get("inputs") or []:
+                if inp.get("link") is not None and not _is_id(inp["link"]):
+                    raise _fail(node_id, f"input {shown(inp.get('name'))}: 'link' must be a link id, "
+                                         f"got {shown(inp['link'])}")
+            self.nodes[node_id] = node
+        self.links: dict[Any, tuple[str, Any]] = {}
+        links = doc.get("links") or []
+        if not isinstance(links, list):
+            raise WorkflowFormatError("ComfyUI workflow: 'links' must be a list")
+        for index, entry in enumerate(links):
             if isinstance(entry, list) and len(entry) >= 5:
-                self.links[entry[0]] = (str(entry[1]), entry[2])
+                link_id, origin, slot = entry[0], entry[1], entry[2]
             elif isinstance(entry, dict) and "id" in entry:
-                self.links[entry["id"]] = (str(entry.get("origin_id")), entry.get("origin_slot"))
+                link_id, origin, slot = entry["id"], entry.get("origin_id"), entry.get("origin_slot")
+            elif entry is None:
+                continue
+            else:
+                raise WorkflowFormatError(f"ComfyUI workflow: links[{index}] must be [id, origin_id, origin_slot, "
+                                          "target_id, target_slot, type]")
+            if not _is_id(link_id) or not _is_id(origin):
+                raise WorkflowFormatError(f"ComfyUI workflow: links[{index}]: its id and origin node id must be "
+                                          f"numbers, got {shown(link_id)} and {shown(origin)}")
+            self.links[link_id] = (str(origin), slot)
 
     def type(self, node_id: str) -> str | None:
         node = self.nodes.get(node_id)
-        return node.get("type") if node else None
+        return node["type"] if node else None
 
-    def source(self, link_id, seen: frozenset = frozenset()) -> tuple[str, int] | None:
-        """(node id, output slot) that feeds a link, through Reroutes and bypassed unknown nodes."""
-        if link_id is None or link_id not in self.links or link_id in seen:
-            return None
-        node_id, slot = self.links[link_id]
-        node = self.nodes.get(node_id)
-        if node is None:
-            return None
-        if node.get("type") == "Reroute":
-            inputs = node.get("inputs") or [{}]
-            return self.source(inputs[0].get("link"), seen | {link_id})
-        if self.dropped(node_id) and MODES.get(node.get("mode")) == "bypassed":
-            # ComfyUI passes a bypassed node's first input of the output's type straight through.
-            outputs = node.get("outputs") or []
-            wanted = outputs[slot].get("type") if isinstance(slot, int) and slot < len(outputs) else None
-            for inp in node.get("inputs") or []:
-                if inp.get("type") == wanted and inp.get("link") is not None:
-                    return self.source(inp["link"], seen | {link_id})
-            return None
-        return node_id, slot
+    def source(self, link_id) -> tuple[str, Any] | None:
+        """(node id, output slot) that feeds a link, through Reroutes and bypassed unknown nodes
+        (followed in a loop, so chains of any length are fine; a loop of them feeds nothing)."""
+        seen = set()
+        while link_id is not None and link_id in self.links and link_id not in seen:
+            seen.add(link_id)
+            node_id, slot = self.links[link_id]
+            node = self.nodes.get(node_id)
+            if node is None:
+                return None
+            if node["type"] == "Reroute":
+                inputs = node.get("inputs") or [{}]
+                link_id = inputs[0].get("link")
+                continue
+            if self.dropped(node_id) and _mode(node) == "bypassed":
+                # ComfyUI passes a bypassed node's first input of the output's type straight through.
+                outputs = node.get("outputs") or []
+                wanted = outputs[slot].get("type") if isinstance(slot, int) and 0 <= slot < len(outputs) else None
+                link_id = next((inp["link"] for inp in node.get("inputs") or []
+                                if inp.get("type") == wanted and inp.get("link") is not None), None)
+                continue
+            return node_id, slot
+        return None
 
     def dropped(self, node_id: str) -> bool:
         """Nodes that do not become nodes of ours: notes, reroutes, primitives, and unknown node types
         that ComfyUI would not run either (muted or bypassed)."""
         node = self.nodes[node_id]
-        node_type = node.get("type")
+        node_type = node["type"]
         if node_type in NOTES or node_type in ("Reroute", "PrimitiveNode"):
             return True
-        return node_type not in registry() and node.get("mode") in MODES
+        return node_type not in registry() and _mode(node) is not None
+
+
+def _mode(node: dict) -> str | None:
+    mode = node.get("mode")
+    return MODES.get(mode) if isinstance(mode, int) and not isinstance(mode, bool) else None
 
 
 def _from_ui(doc: dict) -> dict:
@@ -142,14 +194,12 @@ def _from_ui(doc: dict) -> dict:
     for node_id, node in graph.nodes.items():
         if graph.dropped(node_id):
             continue
-        nodes[node_id] = _ui_node(graph, node)
+        nodes[node_id] = _ui_node(graph, node_id, node)
     return _workflow(nodes, _viewport(doc))
 
 
-def _ui_node(graph: _Graph, node: dict) -> dict:
-    node_type = node.get("type")
-    if not isinstance(node_type, str):
-        raise WorkflowFormatError(f"ComfyUI node {node.get('id')!r}: 'type' must be a string")
+def _ui_node(graph: _Graph, node_id: str, node: dict) -> dict:
+    node_type = node["type"]
     spec = registry().get(node_type)
     inputs: dict[str, Any] = {}
     ui: dict[str, Any] = {}
@@ -165,29 +215,37 @@ def _ui_node(graph: _Graph, node: dict) -> dict:
             ui["comfyui_widgets_values"] = values
         else:
             inputs.update(_positional_widgets(spec, names, values, controls))
+    elif values is not None and values != []:
+        raise _fail(node_id, "'widgets_values' must be a list")
     for inp in node.get("inputs") or []:
         name = inp.get("name")
-        source = graph.source(inp.get("link"))
-        if not name or source is None:
+        if inp.get("link") is None:
+            continue
+        if not isinstance(name, str) or not name:
+            raise _fail(node_id, f"an input linked to link {shown(inp['link'])} has no name")
+        source = graph.source(inp["link"])
+        if source is None:
             continue
         src_id, slot = source
         src = graph.nodes[src_id]
-        if src.get("type") == "PrimitiveNode":
+        if src["type"] == "PrimitiveNode":
             primitive = src.get("widgets_values") or []
+            if not isinstance(primitive, list):
+                raise _fail(src_id, "a PrimitiveNode's 'widgets_values' must be a list")
             if primitive:
                 inputs[name] = primitive[0]
                 if len(primitive) > 1 and primitive[1] in CONTROL_VALUES:
                     controls[name] = primitive[1]
             continue
         outputs = src.get("outputs") or []
-        fallback = outputs[slot].get("name") if isinstance(slot, int) and slot < len(outputs) else None
-        inputs[name] = link(src_id, _output_name(src.get("type", ""), slot, fallback))
+        fallback = outputs[slot].get("name") if isinstance(slot, int) and 0 <= slot < len(outputs) else None
+        inputs[name] = link(src_id, _output_name(src["type"], slot, fallback))
 
     if spec is not None:
         inputs = {k: v for k, v in inputs.items() if not (k in EDITOR_ONLY_INPUTS and spec.input(k) is None)}
     out: dict[str, Any] = {"type": node_type, "inputs": inputs}
-    if node.get("mode") in MODES:
-        out["mode"] = MODES[node["mode"]]
+    if _mode(node) is not None:
+        out["mode"] = _mode(node)
     if isinstance(node.get("title"), str) and node["title"] != node_type:
         out["title"] = node["title"]
     position, size = _pair(node.get("pos")), _pair(node.get("size"))
@@ -210,8 +268,8 @@ def _widget_names(spec, node: dict, values: list) -> list[tuple[str, bool]] | No
     when they account for every value."""
     if spec is not None:
         return [(i.name, i.control_after_generate) for i in spec.inputs if not i.is_socket]
-    names = [inp["widget"]["name"] for inp in node.get("inputs") or []
-             if isinstance(inp.get("widget"), dict) and inp["widget"].get("name")]
+    widgets = [inp.get("widget") for inp in node.get("inputs") or []]
+    names = [w["name"] for w in widgets if isinstance(w, dict) and isinstance(w.get("name"), str) and w["name"]]
     controls = sum(1 for v in values if v in CONTROL_VALUES)
     if names and len(names) == len(values) - controls:
         return [(name, False) for name in names]
@@ -234,19 +292,29 @@ def _positional_widgets(spec, names, values: list, controls: dict) -> dict:
     return out
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _pair(value) -> list | None:
-    """[a, b] from ComfyUI's [a, b] or {"0": a, "1": b}."""
+    """[a, b] from ComfyUI's [a, b] or {"0": a, "1": b}, when both are numbers (positions and
+    sizes are for the editor only: anything else is left out)."""
     if isinstance(value, (list, tuple)) and len(value) >= 2:
-        return [value[0], value[1]]
-    if isinstance(value, dict) and "0" in value and "1" in value:
-        return [value["0"], value["1"]]
-    return None
+        pair = [value[0], value[1]]
+    elif isinstance(value, dict) and "0" in value and "1" in value:
+        pair = [value["0"], value["1"]]
+    else:
+        return None
+    return pair if all(_number(v) and abs(v) < 1e9 for v in pair) else None
 
 
 def _viewport(doc: dict) -> dict | None:
-    ds = ((doc.get("extra") or {}).get("ds") or {})
+    extra = doc.get("extra")
+    ds = extra.get("ds") if isinstance(extra, dict) else None
+    if not isinstance(ds, dict):
+        return None
     offset, scale = _pair(ds.get("offset")), ds.get("scale")
-    if not offset or not isinstance(scale, (int, float)):
+    if not offset or not _number(scale) or not 1e-6 < abs(scale) < 1e6:
         return None
     # LiteGraph draws (p + offset) * scale; React Flow draws p * zoom + (x, y).
     return {"viewport": {"x": offset[0] * scale, "y": offset[1] * scale, "zoom": scale}}

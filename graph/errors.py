@@ -1,7 +1,9 @@
 """Errors that name the node and the input, the same over every interface."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,24 @@ def describe(node_id: str | None, node_type: str | None, input_name: str | None 
     """'KSampler 'sampler', input 'steps'' — the prefix every message starts with."""
     where = f"{node_type or 'node'} '{node_id}'" if node_id is not None else "workflow"
     return f"{where}, input '{input_name}'" if input_name else where
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: short, whatever its size (a 5,000-digit number, a
+    megabyte of text or a nested list would otherwise fill, or break, the message)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit number"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} {'entry' if len(value) == 1 else 'entries'}"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)} {'item' if len(value) == 1 else 'items'}"
+    text = repr(value[:limit] if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class WorkflowFormatError(ValueError):
+    """The document is not a workflow in any format we read (or is beyond the limits on its size,
+    node count or nesting)."""
 
 
 class WorkflowInvalid(Exception):

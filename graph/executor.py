@@ -17,6 +17,7 @@ import torch
 
 from latentgraph.graph import cache as cache_mod
 from latentgraph.graph.errors import GraphError, InputError, Interrupted, NodeError, WorkflowInvalid, describe
+from latentgraph.graph.gc_pause import collect_young, gc_paused, paused_for_run
 from latentgraph.graph.settings import Settings
 from latentgraph.graph.validate import Plan, validate
 from latentgraph.graph.workflow import load_workflow
@@ -113,11 +114,11 @@ class Executor:
             return [entry.outputs for entry in self.cache.models.entries.values()]
 
     def validate(self, workflow: Any) -> list[GraphError]:
-        return validate(load_workflow(workflow), self.settings)[1]
+        return validate(load_workflow(workflow, self.settings.limits), self.settings)[1]
 
     def keys(self, workflow: Any) -> dict[str, str]:
         """The cache key of each node that would run."""
-        plan, errors = validate(load_workflow(workflow), self.settings)
+        plan, errors = validate(load_workflow(workflow, self.settings.limits), self.settings)
         if errors:
             raise WorkflowInvalid(errors)
         return self._keys(plan, plan.order())
@@ -128,17 +129,19 @@ class Executor:
         with self._lock:
             self._interrupt.clear()
             emit = on_event or (lambda event: None)
-            doc = load_workflow(workflow)
+            doc = load_workflow(workflow, self.settings.limits)
             plan, errors = validate(doc, self.settings)
             if errors:
                 raise WorkflowInvalid(errors)
-            return self._execute(doc, plan, emit)
+            with paused_for_run(len(plan.nodes)):
+                return self._execute(doc, plan, emit)
 
     def _execute(self, doc: dict, plan: Plan, emit: Callable[[Event], None]) -> RunResult:
         result = RunResult(workflow=doc)
         started = time.perf_counter()
-        order = plan.order()
-        keys = self._keys(plan, order)
+        with gc_paused():  # see gc_pause: planning many nodes makes the collector scan in vain
+            order = plan.order()
+            keys = self._keys(plan, order)
         consumers = {n: plan.graph.out_degree(n) for n in order}
         values: dict[str, tuple] = {}  # results this run still needs
         cached_ids = [n for n in order if self.cache.get(keys[n]) is not None]
@@ -192,6 +195,7 @@ class Executor:
             # LoRAs) must leave ordinary tensors that later users of the same modules can change.
             with torch.no_grad():
                 outputs = spec.function(ctx, **kwargs)
+            collect_young()
         except Interrupted:
             raise
         except InputError as exc:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from latentgraph.graph.limits import Limits
+
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
           "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
 
@@ -38,6 +40,7 @@ class Settings:
     dtype: str | None = None  # float32 | float16 | bfloat16; None: float16 on CUDA, float32 on CPU
     cache_budget: int | None = None  # bytes for intermediate results; None: a default per device
     model_budget: int | None = None  # bytes for loaded models; None: a default per device
+    limits: Limits = field(default_factory=Limits)  # most nodes, nesting and bytes one workflow may have
 
     def __post_init__(self):
         for name in ("models", "input", "output", "temp"):

@@ -12,16 +12,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+from latentgraph.graph import limits as doc_limits
+from latentgraph.graph.errors import WorkflowFormatError, shown
+from latentgraph.graph.limits import Limits
+
+__all__ = ["WorkflowFormatError", "Workflow", "load_workflow", "link", "is_link"]
+
 FORMAT = "latentgraph"
 VERSION = 2
 
 
-class WorkflowFormatError(ValueError):
-    """The document is not a workflow in any format we read."""
-
-
 def is_link(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"node", "output"}
+
+
+def is_positional_link(value: Any) -> bool:
+    """[node id, output index]: version 1's links, and ComfyUI's API format's."""
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+            and not isinstance(value[0], bool) and isinstance(value[1], int) and not isinstance(value[1], bool))
 
 
 def link(node_id: str, output: str) -> dict:
@@ -44,28 +52,39 @@ def detect_format(doc: Any) -> str:
         "({\"nodes\": [...], \"links\": [...]})")
 
 
-def read_document(source: Any) -> Any:
-    """A dict, a JSON string, or a path to a .json file or a PNG with an embedded workflow."""
+def read_document(source: Any, limits: Limits = doc_limits.DEFAULT) -> Any:
+    """A dict (checked, not copied), JSON text or bytes, or a path to a .json file or a PNG with an
+    embedded workflow. Raises WorkflowFormatError, or OSError for a file that cannot be read."""
     if isinstance(source, (dict, list)):
-        return copy.deepcopy(source)
+        return doc_limits.check(source, limits)
+    if isinstance(source, (bytes, bytearray)):
+        return doc_limits.parse(source, limits)
     if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
         path = Path(source)
-        if path.suffix.lower() == ".png":
-            from latentgraph.graph.png_metadata import workflow_from_png
-            return workflow_from_png(path)
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = source
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise WorkflowFormatError(f"not valid JSON: {exc}") from None
+        try:
+            if path.suffix.lower() == ".png":
+                from latentgraph.graph.png_metadata import workflow_from_png
+                return workflow_from_png(path, limits)
+            if path.stat().st_size > limits.max_bytes:
+                raise WorkflowFormatError(f"{path.name} is {doc_limits.size_text(path.stat().st_size)}, over the "
+                                          f"limit of {doc_limits.size_text(limits.max_bytes)}")
+            return doc_limits.parse(path.read_bytes(), limits)
+        except ValueError as exc:  # a NUL in the name, and format errors
+            raise WorkflowFormatError(str(exc)) from None
+    if isinstance(source, str):
+        return doc_limits.parse(source, limits)
+    raise WorkflowFormatError(f"a workflow is a dict, JSON text or a path, not a {type(source).__name__}")
 
 
-def load_workflow(source: Any) -> dict:
-    """Read a workflow in any accepted format and return it in our current format."""
-    doc = read_document(source)
+def load_workflow(source: Any, limits: Limits | None = None) -> dict:
+    """Read a workflow in any accepted format and return it in our current format.
+
+    A dict already in our current format is returned as it is, not copied: copy it before changing
+    it. Raises WorkflowFormatError (not a workflow, or beyond `limits`) or OSError (unreadable file)."""
+    limits = limits or doc_limits.DEFAULT
+    doc = read_document(source, limits)
     kind = detect_format(doc)
+    doc_limits.check_node_count(doc_limits.node_count(doc, kind), limits)
     if kind != FORMAT:
         from latentgraph.graph import comfyui  # ComfyUI import lives in its own module
         return comfyui.convert(doc, kind)
@@ -80,6 +99,9 @@ def upgrade(doc: dict) -> dict:
     if version > VERSION:
         raise WorkflowFormatError(
             f"this workflow is version {version}; this latentgraph reads versions up to {VERSION}: upgrade latentgraph")
+    for node_id in doc["nodes"] if isinstance(doc.get("nodes"), dict) else ():
+        if not isinstance(node_id, str) or not node_id:
+            raise WorkflowFormatError(f"node ids must be non-empty strings, got {shown(node_id)}")
     while version < VERSION:
         doc = _UPGRADES[version](doc)
         version = doc["version"]
@@ -87,23 +109,33 @@ def upgrade(doc: dict) -> dict:
 
 
 def _upgrade_v1(doc: dict) -> dict:
-    """Version 1 linked outputs by position ([node_id, output_index]); version 2 names them."""
+    """Version 1 linked outputs by position ([node_id, output_index]); version 2 names them.
+    Builds new node and input objects (the given document is left as it was); anything malformed
+    is carried over for validation to name."""
     from latentgraph.nodes import registry
 
-    doc = copy.deepcopy(doc)
-    nodes = doc.get("nodes") if isinstance(doc.get("nodes"), dict) else {}
-    for node in nodes.values():
+    specs, nodes = registry(), doc.get("nodes")
+    if not isinstance(nodes, dict):
+        return {**doc, "version": 2}
+    upgraded = {}
+    for node_id, node in nodes.items():
         inputs = node.get("inputs") if isinstance(node, dict) else None
-        for name, value in (inputs or {}).items():
-            if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+        if not isinstance(inputs, dict):
+            upgraded[node_id] = node
+            continue
+        new_inputs = {}
+        for name, value in inputs.items():
+            if is_positional_link(value):
                 source = nodes.get(str(value[0]))
-                spec = registry().get(source.get("type")) if isinstance(source, dict) else None
+                source_type = source.get("type") if isinstance(source, dict) else None
+                spec = specs.get(source_type) if isinstance(source_type, str) else None
                 if spec is not None and 0 <= value[1] < len(spec.outputs):
-                    inputs[name] = link(value[0], spec.outputs[value[1]].name)
+                    value = link(value[0], spec.outputs[value[1]].name)
                 else:  # leave a link that validation will report precisely
-                    inputs[name] = link(value[0], f"#{value[1]}")
-    doc["version"] = 2
-    return doc
+                    value = link(value[0], f"#{value[1]}")
+            new_inputs[name] = value
+        upgraded[node_id] = {**node, "inputs": new_inputs}
+    return {**doc, "nodes": upgraded, "version": 2}
 
 
 _UPGRADES = {1: _upgrade_v1}
@@ -136,15 +168,27 @@ class Workflow:
         pos = wf.add("CLIPTextEncode", text="a red circle", clip=ckpt.CLIP)
     """
 
-    def __init__(self, doc: dict | None = None):
-        self.doc = load_workflow(doc) if doc is not None else {"format": FORMAT, "version": VERSION, "nodes": {}}
+    def __init__(self, doc: Any = None):
+        self.doc = copy.deepcopy(load_workflow(doc)) if doc is not None else {
+            "format": FORMAT, "version": VERSION, "nodes": {}}
+        if not isinstance(self.doc.get("nodes"), dict):
+            raise WorkflowFormatError("'nodes' must be an object of node id -> node")
 
     def add(self, node_type: str, node_id: str | None = None, **inputs) -> NodeRef:
+        """Add a node; raises WorkflowFormatError for a type or id that is not a non-empty string,
+        or an id already taken (change a node with `.node(id).set(...)`)."""
         nodes = self.doc["nodes"]
+        if not isinstance(node_type, str) or not node_type:
+            raise WorkflowFormatError(f"a node type must be a non-empty string, got {shown(node_type)}")
         if node_id is None:
-            node_id = str(len(nodes) + 1)
-            while node_id in nodes:
-                node_id = str(int(node_id) + 1)
+            number = len(nodes) + 1
+            while str(number) in nodes:
+                number += 1
+            node_id = str(number)
+        elif not isinstance(node_id, str) or not node_id:
+            raise WorkflowFormatError(f"a node id must be a non-empty string, got {shown(node_id)}")
+        elif node_id in nodes:
+            raise WorkflowFormatError(f"node id {node_id!r} is already in this workflow")
         nodes[node_id] = {"type": node_type, "inputs": dict(inputs)}
         return NodeRef(self, node_id)
 
