@@ -23,6 +23,7 @@ _EXPORTS = {
     "Executor": "latentgraph.graph.executor", "RunResult": "latentgraph.graph.executor",
     "WorkflowInvalid": "latentgraph.graph.errors", "NodeError": "latentgraph.graph.errors",
     "Interrupted": "latentgraph.graph.errors", "GraphError": "latentgraph.graph.errors",
+    "WorkflowFormatError": "latentgraph.graph.errors", "Limits": "latentgraph.graph.limits",
 }
 __all__ = sorted(_EXPORTS) + ["run"]
 

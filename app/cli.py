@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 EXIT_INVALID, EXIT_FAILED, EXIT_INTERRUPTED = 3, 4, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as other tools whose reader stopped reading (`... | head`)
 
 
 def _folder_options(parser: argparse.ArgumentParser, output_flag: str = "--out") -> None:
@@ -31,11 +33,19 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
                         help="memory for loaded checkpoints (default: 3/5 of GPU memory, or half the RAM)")
 
 
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-nodes", type=int, metavar="N",
+                        help="refuse workflows of more nodes than this (default 10000)")
+
+
 def _settings(args):
+    from latentgraph.graph.limits import Limits
     from latentgraph.graph.settings import Settings
 
     options = {name: getattr(args, name) for name in ("models", "input", "output", "temp")
                if getattr(args, name, None)}
+    if getattr(args, "max_nodes", None) is not None:
+        options["limits"] = Limits(max_nodes=args.max_nodes)
     for name in ("device", "dtype", "cache_budget", "model_budget"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
@@ -55,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "repeatable; applies to every workflow that has that node)")
     _folder_options(run)
     _engine_options(run)
+    _limit_options(run)
     run.add_argument("--report", metavar="FILE", help="write each node's status (executed/cached) and seconds "
                                                       "for every workflow to this JSON file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -63,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("workflows", nargs="+", metavar="WORKFLOW")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE")
     _folder_options(validate)
+    _limit_options(validate)
 
     nodes = commands.add_parser("nodes", help="list the node types")
     nodes.add_argument("--json", action="store_true", help="print the JSON node catalog the editor reads")
@@ -77,12 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(generated and printed if not given)")
     serve.add_argument("--max-upload", metavar="SIZE", default="32MiB",
                        help="largest image or workflow file the editor may upload, e.g. 64MB (default 32MiB)")
+    serve.add_argument("--max-upload-pixels", metavar="N", type=float, default=64e6,
+                       help="largest image (width x height) an upload may have, checked from its header before "
+                            "decoding (default 64e6: 64 megapixels, e.g. 9798 x 6532)")
     _folder_options(serve, output_flag="--output")
     _engine_options(serve)
+    _limit_options(serve)
 
     convert = commands.add_parser("import", help="convert a ComfyUI workflow (JSON or PNG) into our format")
     convert.add_argument("source", metavar="SRC")
     convert.add_argument("-o", "--output", metavar="OUT", help="write here instead of printing")
+    convert.add_argument("--allow-unknown", action="store_true",
+                         help="convert even when the workflow uses node types this latentgraph lacks (they are "
+                              "listed either way; without this option nothing is written and the exit code is 3)")
+    _limit_options(convert)
 
     tiny = commands.add_parser("make-tiny-model", help="write a tiny random-weight SD1.5 checkpoint (for trying "
                                                        "the engine offline; the images are noise)")
@@ -112,7 +132,8 @@ def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str
     for text in overrides:
         node_ref, name, raw = parse_override(text)
         nodes = doc["nodes"]
-        matches = [node_ref] if node_ref in nodes else [i for i, n in nodes.items() if n.get("title") == node_ref]
+        matches = [node_ref] if node_ref in nodes else [
+            i for i, n in nodes.items() if isinstance(n, dict) and n.get("title") == node_ref]
         if not matches:
             absent.add(text)
             continue
@@ -120,7 +141,10 @@ def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str
             problems.append(f"--set {text}: several nodes are titled {node_ref!r}; use a node id")
             continue
         node = nodes[matches[0]]
-        spec = registry().get(node.get("type"))
+        if not isinstance(node, dict) or not isinstance(node.setdefault("inputs", {}), dict):
+            problems.append(f"--set {text}: node {node_ref!r} is malformed")
+            continue
+        spec = registry().get(node.get("type")) if isinstance(node.get("type"), str) else None
         inp = spec.input(name) if spec else None
         value: object = raw
         if inp is not None:
@@ -136,11 +160,12 @@ def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str
             except ValueError:
                 problems.append(f"--set {text}: {raw!r} is not a valid {inp.type} for input {name!r}")
                 continue
-        node.setdefault("inputs", {})[name] = value  # an unknown input name is reported by validation
+        node["inputs"][name] = value  # an unknown input name is reported by validation
     return problems, absent
 
 
-def load_all(paths: list[str], overrides: list[str]) -> tuple[list[tuple[str, dict | None, list[str]]], list[str]]:
+def load_all(paths: list[str], overrides: list[str], limits=None
+             ) -> tuple[list[tuple[str, dict | None, list[str]]], list[str]]:
     """Read every workflow and apply the overrides: [(path, doc or None, problems)], and the
     overrides that matched a node in none of them."""
     from latentgraph.graph.errors import WorkflowInvalid
@@ -149,7 +174,9 @@ def load_all(paths: list[str], overrides: list[str]) -> tuple[list[tuple[str, di
     loaded, unmatched = [], set(overrides)
     for path in paths:
         try:
-            doc = load_workflow(Path(path))
+            doc = load_workflow(Path(path), limits)
+            if not isinstance(doc.get("nodes"), dict):
+                raise WorkflowFormatError("'nodes' must be an object of node id -> node")
         except (OSError, WorkflowFormatError, WorkflowInvalid) as exc:
             errors = getattr(exc, "errors", None)
             loaded.append((path, None, [e.message for e in errors] if errors else [f"cannot read workflow: {exc}"]))
@@ -197,7 +224,7 @@ def _quiet_libraries() -> None:
 
 
 def cmd_run(args) -> int:
-    from latentgraph.graph.errors import Interrupted, NodeError, WorkflowInvalid
+    from latentgraph.graph.errors import GraphError, Interrupted, NodeError, WorkflowFormatError, WorkflowInvalid
     from latentgraph.graph.executor import Executor
 
     _quiet_libraries()
@@ -208,7 +235,7 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        loaded, unmatched = load_all(args.workflows, args.overrides)
+        loaded, unmatched = load_all(args.workflows, args.overrides, settings.limits)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -230,11 +257,12 @@ def cmd_run(args) -> int:
         started = time.perf_counter()
         try:
             result = executor.run(doc, on_event=bars)
-        except WorkflowInvalid as exc:
-            print(f"{path}: {len(exc.errors)} problem(s), nothing was run:", file=sys.stderr)
-            for error in exc.errors:
+        except (WorkflowInvalid, WorkflowFormatError) as exc:
+            errors = getattr(exc, "errors", None) or [GraphError("bad_format", str(exc))]
+            print(f"{path}: {len(errors)} problem(s), nothing was run:", file=sys.stderr)
+            for error in errors:
                 print(f"  - {error.message}", file=sys.stderr)
-            entry.update(status="invalid", errors=[e.to_json() for e in exc.errors])
+            entry.update(status="invalid", errors=[e.to_json() for e in errors])
             worst = max(worst, EXIT_INVALID)
             continue
         except NodeError as exc:
@@ -267,7 +295,7 @@ def cmd_validate(args) -> int:
 
     settings, worst = _settings(args), 0
     try:
-        loaded, unmatched = load_all(args.workflows, args.overrides)
+        loaded, unmatched = load_all(args.workflows, args.overrides, settings.limits)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -345,9 +373,25 @@ def cmd_serve(args) -> int:
     except ValueError as error:
         print(f"latentgraph serve: --max-upload: {error}", file=sys.stderr)
         return 2
+    if not args.max_upload_pixels >= 1:
+        print("latentgraph serve: --max-upload-pixels must be a positive number", file=sys.stderr)
+        return 2
     serve(host=args.host, port=args.port, settings=_settings(args), token=args.token,
-          max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES)
+          max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES,
+          max_upload_pixels=int(args.max_upload_pixels))
     return 0
+
+
+def unknown_types(doc: dict) -> dict[str, list[str]]:
+    """Node type -> ids of the nodes of a type this installation lacks."""
+    from latentgraph.nodes import registry
+
+    specs, found = registry(), {}
+    for node_id, node in doc["nodes"].items():
+        node_type = node.get("type") if isinstance(node, dict) else None
+        if isinstance(node_type, str) and node_type not in specs:
+            found.setdefault(node_type, []).append(node_id)
+    return found
 
 
 def cmd_import(args) -> int:
@@ -355,10 +399,21 @@ def cmd_import(args) -> int:
     from latentgraph.graph.workflow import WorkflowFormatError, load_workflow
 
     try:
-        doc = load_workflow(Path(args.source))
+        doc = load_workflow(Path(args.source), _settings(args).limits)
+        if not isinstance(doc.get("nodes"), dict):
+            raise WorkflowFormatError("'nodes' must be an object of node id -> node")
     except (OSError, WorkflowFormatError, WorkflowInvalid) as exc:
         print(f"{args.source}: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    unknown = unknown_types(doc)
+    if unknown:
+        print(f"{args.source}: {len(unknown)} node type(s) this latentgraph lacks:", file=sys.stderr)
+        for node_type, ids in sorted(unknown.items()):
+            print(f"  - {node_type} (node {', '.join(repr(i) for i in ids)})", file=sys.stderr)
+        if not args.allow_unknown:
+            print("nothing written: pass --allow-unknown to convert it anyway (it will not run until those nodes "
+                  "are replaced or a node pack provides them)", file=sys.stderr)
+            return EXIT_INVALID
     text = json.dumps(doc, indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -397,6 +452,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader stopped reading (`latentgraph nodes | head`): end quietly
+        try:  # further writes (the interpreter flushes stdout at exit) go nowhere, not to a traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout without a file descriptor (tests capture it)
+            pass
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

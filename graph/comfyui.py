@@ -43,8 +43,8 @@ def _fail(node_id: Any, text: str) -> WorkflowFormatError:
 
 
 def _is_id(value: Any) -> bool:
-    """Node and link ids are numbers (or, in some editors, strings)."""
-    return isinstance(value, (int, str)) and not isinstance(value, bool)
+    """Node and link ids are numbers (or, in some editors, non-empty strings)."""
+    return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, str) and value != ""
 
 
 def _workflow(nodes: dict, ui: dict | None = None) -> dict:
@@ -68,6 +68,8 @@ def _from_api(doc: dict) -> dict:
     specs = registry()
     nodes = {}
     for node_id, node in doc.items():
+        if not _is_id(node_id):
+            raise _fail(node_id, "node ids must be non-empty strings")
         node_type = node.get("class_type")
         if not isinstance(node_type, str):
             raise _fail(node_id, "'class_type' must be a string")

@@ -31,7 +31,10 @@ def shown(value: Any, limit: int = 60) -> str:
     """A value as an error message quotes it: short, whatever its size (a 5,000-digit number, a
     megabyte of text or a nested list would otherwise fill, or break, the message)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
-        return f"a {int(value.bit_length() * math.log10(2)) + 1}-digit number"
+        digits = int(value.bit_length() * math.log10(2)) + 1  # one too many, or right
+        if value.bit_length() > 1 << 17:  # beyond about 40,000 digits, checking costs too much
+            return f"a number of about {digits:,} digits"
+        return f"a {digits - (abs(value) < 10 ** (digits - 1)):,}-digit number"
     if isinstance(value, dict):
         return f"an object of {len(value)} {'entry' if len(value) == 1 else 'entries'}"
     if isinstance(value, (list, tuple)):

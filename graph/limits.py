@@ -72,16 +72,16 @@ def check(doc: Any, limits: Limits = DEFAULT) -> Any:
 
 
 def _deep_path(doc: Any, depth: int) -> str:
-    """The first few steps of a path to a value nested deeper than `depth` (for the message)."""
-    steps, value = [], doc
-    for _ in range(depth):
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        found = next(((k, c) for k, c in items if isinstance(c, (dict, list, tuple))), None)
-        if found is None:
-            break
-        steps.append(found[0] if isinstance(found[0], str) else shown(found[0]))
-        value = found[1]
-    return "/".join(str(s)[:30] for s in steps[:6]) + ("/..." if len(steps) > 6 else "")
+    """The first steps of a path to a list or object nested deeper than `depth` (for the message)."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) >= depth:
+            return "/".join(path[:6]) + "/..."
+        for key, child in (value.items() if isinstance(value, dict) else enumerate(value)):
+            if isinstance(child, (dict, list, tuple)):
+                stack.append((child, (*path, key[:30] if isinstance(key, str) else shown(key))))
+    return "an inner value"
 
 
 def node_count(doc: Any, kind: str) -> int:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 
 from aiohttp import web
 
-from latentgraph.graph.errors import GraphError
+from latentgraph.graph.errors import GraphError, WorkflowFormatError, WorkflowInvalid
+from latentgraph.graph.limits import Limits
 from latentgraph.graph.workflow import load_workflow
 from latentgraph.nodes import folders
 from latentgraph.nodes.spec import catalog
@@ -15,6 +17,7 @@ from latentgraph.server.openapi import ref
 from latentgraph.server.state import failure, inside, read_json, state
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 
 ERRORS = {"type": "array", "items": ref("GraphError")}
 WORKFLOW_BODY = {"type": "object", "required": ["workflow"],
@@ -23,19 +26,24 @@ WORKFLOW_BODY = {"type": "object", "required": ["workflow"],
 IMAGE_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def load(workflow: object) -> tuple[dict | None, list[GraphError]]:
+def load(workflow: object, limits: Limits | None = None) -> tuple[dict | None, list[GraphError]]:
     """A workflow document from a request, in our format, or the reason it is not one."""
     if not isinstance(workflow, dict):  # a string would be read as a file path by load_workflow
         return None, [GraphError("bad_format", "'workflow' must be a JSON object")]
     try:
-        return load_workflow(workflow), []
-    except Exception as exc:  # format errors, and whatever a converter raises on a malformed file
-        return None, [GraphError("bad_format", f"not a workflow we can read: {exc}")]
+        return load_workflow(workflow, limits), []
+    except (WorkflowFormatError, WorkflowInvalid) as exc:
+        errors = getattr(exc, "errors", None) or [GraphError("bad_format", f"not a workflow we can read: {exc}")]
+        return None, errors
+    except Exception as exc:  # a bug in a converter: refuse the document, keep serving, and log it
+        log.exception("reading a workflow failed")
+        return None, [GraphError("bad_format", f"internal error while reading the workflow ({type(exc).__name__}); "
+                                               "see the server log")]
 
 
 def check(server, workflow: object) -> tuple[dict | None, list[dict]]:
     """Load and validate (blocking: folder listings); errors as protocol objects."""
-    doc, errors = load(workflow)
+    doc, errors = load(workflow, server.settings.limits)
     if doc is not None:
         errors = server.executor.validate(doc)
     return doc, [e.to_json() for e in errors]

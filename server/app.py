@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from latentgraph.server.jobs import JobQueue
 from latentgraph.server.state import SERVER, Server, state
 
 MAX_UPLOAD_BYTES = 32 << 20
+MAX_UPLOAD_PIXELS = files.MAX_UPLOAD_PIXELS
+log = logging.getLogger(__name__)
 HISTORY_FILE = "latentgraph-history.sqlite3"
 LIBRARY_FOLDER = "workflows"
 
@@ -41,7 +44,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 @web.middleware
 async def json_errors(request: web.Request, handler):
-    """Unknown API routes and wrong methods answer the protocol's error object, not HTML."""
+    """Unknown API routes and wrong methods answer the protocol's error object, not HTML; so does
+    a bug (logged, and the server keeps serving)."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -50,11 +54,18 @@ async def json_errors(request: web.Request, handler):
         exc.text = json.dumps({"error": f"{exc.reason}: {request.method} {request.path}"})
         exc.content_type = "application/json"
         raise
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception as exc:
+        log.exception("%s %s failed", request.method, request.path)
+        return web.json_response({"error": f"internal server error ({type(exc).__name__}); see the server log"},
+                                 status=500)
 
 
 def create_app(settings: Settings, token: str | None = None, *, host: str = "127.0.0.1",
                history_path: Path | None = None, library_folder: Path | None = None,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES, editor_dist: Path = editor.DIST) -> web.Application:
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, max_upload_pixels: int = MAX_UPLOAD_PIXELS,
+               editor_dist: Path = editor.DIST) -> web.Application:
     """The server for `settings`. `host` is the address it will be bound to: any non-loopback
     address requires `token`, which every request must then carry."""
     if token is None and not security.is_loopback(host):
@@ -77,7 +88,10 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
     app = web.Application(middlewares=[security.guard(token), json_errors],
                           client_max_size=max_upload_bytes + (1 << 20))
     app[SERVER] = Server(settings, executor, history, jobs, events,
-                         library_folder or settings.output.resolve().parent / LIBRARY_FOLDER, max_upload_bytes)
+                         library_folder or settings.output.resolve().parent / LIBRARY_FOLDER, max_upload_bytes,
+                         max_upload_pixels)
+    files.install(app, max_upload_pixels)
+    app.on_response_prepare.append(security.content_headers)
     app[editor.FOLDER] = editor_dist
     # The editor's routes come last: they end with a catch-all.
     for table in (api.routes, files.routes, library.routes, routes, editor.routes):
@@ -109,7 +123,8 @@ def editor_url(host: str, port: int, token: str | None) -> str:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8188, settings: Settings | None = None,
-          token: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
+          token: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+          max_upload_pixels: int = MAX_UPLOAD_PIXELS) -> None:
     """Run the server until interrupted (Ctrl+C). A non-loopback `host` without a token gets a
     generated one; the URL printed carries it."""
     settings = settings or Settings()
@@ -117,6 +132,7 @@ def serve(host: str = "127.0.0.1", port: int = 8188, settings: Settings | None =
         token = security.new_token()
         print("latentgraph: serving on a non-loopback address: every request needs this token:\n"
               f"  {token}", flush=True)
-    app = create_app(settings, token, host=host, max_upload_bytes=max_upload_bytes)
+    app = create_app(settings, token, host=host, max_upload_bytes=max_upload_bytes,
+                     max_upload_pixels=max_upload_pixels)
     url = editor_url(host, port, token)
     web.run_app(app, host=host, port=port, print=lambda _: print(f"latentgraph: editor at {url}", flush=True))

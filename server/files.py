@@ -1,24 +1,26 @@
 """Files in and out: input images (list, view, upload) and importing workflow files.
 
-Uploads are capped in size, must fully decode as an image, and are stored in the input folder
-under a name the server makes (a cleaned-up stem plus a random suffix); the client's file name
-never becomes a path.
+Uploads are capped in bytes and in pixels (read from the header, before anything is decoded), are
+decoded a few at a time, and are stored re-encoded (never byte for byte, so a file that is also an
+HTML page or a script is not kept as one): JPEG photos as JPEG with their own quantisation, all
+else as PNG, alpha kept (LoadImage's mask). Only the first frame of an animation is kept, as
+LoadImage reads only that one. They are stored in the input folder under a name the server makes
+(a cleaned-up stem plus a random suffix); the client's file name never becomes a path.
 """
 from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import re
 import uuid
-import warnings
 from pathlib import Path, PureWindowsPath
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from PIL import Image
 
+from latentgraph.graph import limits
 from latentgraph.graph.errors import GraphError
 from latentgraph.graph.png_metadata import workflow_from_png
 from latentgraph.nodes import folders
@@ -29,10 +31,23 @@ from latentgraph.server.state import failure, state
 
 routes = web.RouteTableDef()
 
-# Pillow format -> the extension the file is stored with (all in folders.IMAGE_EXTENSIONS).
-FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif",
-           "TIFF": ".tiff"}  # MPO: the JPEG variant many phone cameras write
+# The formats accepted (MPO: the JPEG variant many phone cameras write); JPEGs stay JPEGs, the rest
+# are stored as PNG.
+FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF")
+PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")  # what a PNG stores as it is
+MAX_UPLOAD_PIXELS = 64_000_000  # a 61-megapixel camera's photos pass; a 9000 x 9000 picture does not
+CONCURRENT_DECODES = 2  # each may take width x height x 4 bytes and more
+DECODES = web.AppKey("decodes", asyncio.Semaphore)
+EXIF_ORIENTATION = 0x0112
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def install(app: web.Application, max_pixels: int) -> None:
+    """Bound the app's concurrent decodes; let Pillow open pictures up to the app's pixel budget
+    (its own decompression-bomb check refuses twice its MAX_IMAGE_PIXELS)."""
+    app[DECODES] = asyncio.Semaphore(CONCURRENT_DECODES)
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 async def read_field(request: web.Request, name: str, cap: int) -> tuple[bytes, str]:
@@ -53,19 +68,45 @@ async def read_field(request: web.Request, name: str, cap: int) -> tuple[bytes, 
     raise failure(400, f"the form has no '{name}' field")
 
 
-def image_format(data: bytes) -> str:
-    """The file extension for an image Pillow fully decodes; raises ValueError otherwise."""
+class Refused(ValueError):
+    """An upload that is an image, but not one we take."""
+
+
+def reencoded(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS) -> tuple[bytes, str]:
+    """The uploaded image decoded and encoded again, and its extension; raises ValueError for what
+    is not an image Pillow reads, or is over `max_pixels` (checked before decoding)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # huge pixel counts: refused
-            with Image.open(io.BytesIO(data)) as picture:
-                picture.load()
-                kind = picture.format
+        with Image.open(io.BytesIO(data)) as picture:
+            if picture.format not in FORMATS:
+                raise Refused(f"{picture.format} images are not accepted; use PNG, JPEG, WebP, BMP, GIF or TIFF")
+            width, height = picture.size
+            if width * height > max_pixels:
+                raise Refused(f"the image is {width} x {height} pixels ({width * height / 1e6:.1f} megapixels), "
+                              f"over this server's limit of {max_pixels / 1e6:g} megapixels")
+            picture.load()
+            return _encode(picture)
+    except Refused:
+        raise
     except Exception as exc:  # Pillow raises many kinds of errors for bad data
-        raise ValueError(f"not an image Pillow can read ({exc})") from None
-    if kind not in FORMATS:
-        raise ValueError(f"{kind} images are not accepted; use PNG, JPEG, WebP, BMP, GIF or TIFF")
-    return FORMATS[kind]
+        raise ValueError(f"not an image Pillow can read ({type(exc).__name__}: {exc})") from None
+
+
+def _encode(picture: Image.Image) -> tuple[bytes, str]:
+    out = io.BytesIO()
+    icc = picture.info.get("icc_profile")
+    if picture.format in ("JPEG", "MPO"):
+        exif = Image.Exif()
+        orientation = picture.getexif().get(EXIF_ORIENTATION)
+        if orientation:  # LoadImage turns the picture upright by it; the rest of the EXIF is left out
+            exif[EXIF_ORIENTATION] = orientation
+        quality = "keep" if picture.format == "JPEG" else 95  # "keep": its own tables, no new loss
+        picture.save(out, "JPEG", quality=quality, icc_profile=icc, exif=exif.tobytes())
+        return out.getvalue(), ".jpg"
+    if picture.mode not in PNG_MODES:
+        has_alpha = "A" in picture.getbands() or "transparency" in picture.info
+        picture = picture.convert("RGBA" if has_alpha else "RGB")
+    picture.save(out, "PNG", icc_profile=icc, compress_level=4)
+    return out.getvalue(), ".png"
 
 
 def safe_stem(filename: str) -> str:
@@ -75,9 +116,9 @@ def safe_stem(filename: str) -> str:
     return stem or "upload"
 
 
-def store_upload(folder: Path, data: bytes, filename: str) -> str:
-    """Check and store an uploaded image; returns its name in the input folder."""
-    extension = image_format(data)
+def store_upload(folder: Path, data: bytes, filename: str, max_pixels: int = MAX_UPLOAD_PIXELS) -> str:
+    """Check, re-encode and store an uploaded image; returns its name in the input folder."""
+    data, extension = reencoded(data, max_pixels)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{safe_stem(filename)}-{uuid.uuid4().hex[:8]}{extension}"
     partial = folder / f".upload-{uuid.uuid4().hex}.part"  # hidden from the listing until complete
@@ -114,18 +155,20 @@ async def upload(request: web.Request) -> web.Response:
     server = state(request)
     data, filename = await read_field(request, "image", server.max_upload_bytes)
     try:
-        name = await asyncio.to_thread(store_upload, server.settings.input, data, filename)
+        async with request.app[DECODES]:
+            name = await asyncio.to_thread(store_upload, server.settings.input, data, filename,
+                                           server.max_upload_pixels)
     except ValueError as exc:
         raise failure(400, str(exc)) from None
     return web.json_response({"name": name, "url": f"/api/inputs/{name}"})
 
 
-def parse_import(data: bytes) -> object:
+def parse_import(data: bytes, bounds: limits.Limits = limits.DEFAULT, max_pixels: int = MAX_UPLOAD_PIXELS) -> object:
     if data.startswith(PNG_SIGNATURE):
-        return workflow_from_png(data)
+        return workflow_from_png(data, bounds, max_pixels)
     try:
-        return json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return limits.parse(data, bounds)
+    except ValueError as exc:
         raise ValueError(f"neither a PNG nor a JSON file ({exc})") from None
 
 
@@ -140,7 +183,7 @@ async def import_file(request: web.Request) -> web.Response:
 
     def convert():
         try:
-            return load(parse_import(data))
+            return load(parse_import(data, server.settings.limits, server.max_upload_pixels), server.settings.limits)
         except ValueError as exc:  # WorkflowFormatError is a ValueError
             return None, [GraphError("bad_format", str(exc))]
 

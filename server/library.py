@@ -74,7 +74,7 @@ async def save_workflow(request: web.Request) -> web.Response:
     """Save a workflow under a name (replacing any saved under that name); ComfyUI's are converted."""
     server = state(request)
     path = entry_path(server.library, request.match_info["name"])
-    doc, errors = load(await read_json(request))
+    doc, errors = load(await read_json(request), server.settings.limits)
     if doc is None:
         raise failure(400, errors[0].message, [e.to_json() for e in errors])
     await asyncio.to_thread(write, path, doc)

@@ -8,6 +8,9 @@
 - Requests that change state, and the websocket, are refused when their `Origin` is not the
   server's own origin; API requests a browser marks as cross-site are refused outright. A page the
   user visits can thus neither queue jobs nor read results.
+- Every answer forbids content sniffing, and the API's answers (images included) carry a
+  Content-Security-Policy that runs no script, so an image file that is also an HTML page is never
+  run as one, even when opened directly.
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from yarl import URL
 
 COOKIE = "latentgraph_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# For the API's JSON and image answers: no script, no plugin, no frame, nothing loaded but images of
+# this server; `sandbox` makes a document opened from it an opaque origin.
+API_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
 
 
 def is_loopback(host: str) -> bool:
@@ -106,3 +112,10 @@ def guard(token: str | None) -> web.middleware:
         return response
 
     return middleware
+
+
+async def content_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the headers above, on every answer (errors too)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Content-Security-Policy", API_POLICY)

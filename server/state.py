@@ -1,12 +1,15 @@
 """What the request handlers share: the server's state and the JSON error answers."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
+from latentgraph.graph import limits
+from latentgraph.graph.errors import WorkflowFormatError
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
 from latentgraph.server.events import Broadcaster
@@ -23,6 +26,7 @@ class Server:
     events: Broadcaster
     library: Path  # saved workflows
     max_upload_bytes: int
+    max_upload_pixels: int = 64_000_000  # width x height, read from the header before decoding
 
 
 SERVER = web.AppKey("server", Server)
@@ -42,10 +46,13 @@ def failure(status: int, message: str, errors: list[dict] | None = None) -> web.
 
 
 async def read_json(request: web.Request) -> object:
+    """The body as JSON, within the server's limits on size and nesting (else a 400); one more level
+    of nesting is allowed for the envelope ({"workflow": ...})."""
+    bounds = state(request).settings.limits
     try:
-        return await request.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise failure(400, f"the request body is not JSON: {exc}") from None
+        return limits.parse(await request.read(), dataclasses.replace(bounds, max_depth=bounds.max_depth + 1))
+    except WorkflowFormatError as exc:
+        raise failure(400, f"the request body is not JSON we accept: {exc}") from None
 
 
 def inside(root: Path, name: str) -> Path | None:
