@@ -65,10 +65,11 @@ def read_document(source: Any, limits: Limits = doc_limits.DEFAULT) -> Any:
             if path.suffix.lower() == ".png":
                 from latentgraph.graph.png_metadata import workflow_from_png
                 return workflow_from_png(path, limits)
-            if path.stat().st_size > limits.max_bytes:
-                raise WorkflowFormatError(f"{path.name} is {doc_limits.size_text(path.stat().st_size)}, over the "
-                                          f"limit of {doc_limits.size_text(limits.max_bytes)}")
-            return doc_limits.parse(path.read_bytes(), limits)
+            with path.open("rb") as file:  # at most the limit and a byte, even from a device or a pipe
+                data = file.read(limits.max_bytes + 1)
+            if len(data) > limits.max_bytes:
+                raise WorkflowFormatError(f"{path.name} is over the limit of {doc_limits.size_text(limits.max_bytes)}")
+            return doc_limits.parse(data, limits)
         except ValueError as exc:  # a NUL in the name, and format errors
             raise WorkflowFormatError(str(exc)) from None
     if isinstance(source, str):

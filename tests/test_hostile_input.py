@@ -120,8 +120,10 @@ def test_node_count_and_document_size_are_capped_with_clear_errors(bare, tmp_pat
     with pytest.raises(WorkflowFormatError, match="over the limit"):
         load_workflow(text, Limits(max_bytes=100))
     (tmp_path / "big.json").write_text(text)
-    with pytest.raises(WorkflowFormatError, match="big.json is .* over the limit"):
+    with pytest.raises(WorkflowFormatError, match="big.json is over the limit of 100 bytes"):
         load_workflow(tmp_path / "big.json", Limits(max_bytes=100))
+    with pytest.raises(WorkflowFormatError, match="zero is over the limit"):  # endless: read up to the limit only
+        load_workflow(Path("/dev/zero"), Limits(max_bytes=100))
     # The default is generous: 10,000 nodes.
     assert Limits().max_nodes == 10_000 and Settings().limits.max_nodes == 10_000
 

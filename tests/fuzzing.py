@@ -1,5 +1,5 @@
-"""Hypothesis strategies for careless and hostile workflow documents (tests/test_fuzz_workflows.py
-and bench/fuzz_workflows.py).
+"""Fuzzing workflow documents (tests/test_fuzz_workflows.py, and the long run bench/fuzz_workflows.py):
+Hypothesis strategies for careless and hostile documents, and the checks each interface must pass.
 
 Each document starts from a real workflow (the examples, the ComfyUI API and UI fixtures, our
 version 1 and 2 formats) and gets a few structure-aware mutations: values of the wrong type or
@@ -9,8 +9,14 @@ documents lets most of them pass the format checks and reach the converters and 
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
+import http.client
+import io
 import json
+import threading
+import uuid
 from pathlib import Path
 
 from hypothesis import strategies as st
@@ -282,3 +288,121 @@ class _Draw:
 
     def __init__(self, draw):
         self.draw = draw
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+def engine_outcome(source, settings) -> str:
+    """'format', 'invalid' or 'valid'; any exception but WorkflowFormatError escapes (a failure)."""
+    from latentgraph.graph.errors import WorkflowFormatError
+    from latentgraph.graph.validate import validate
+    from latentgraph.graph.workflow import load_workflow
+
+    try:
+        doc = load_workflow(source)
+    except WorkflowFormatError as exc:
+        assert str(exc)
+        return "format"
+    plan, errors = validate(doc, settings)
+    assert (plan is None) == bool(errors)
+    json.dumps([error.to_json() for error in errors])  # what the server sends back
+    assert all(error.message for error in errors)
+    return "invalid" if errors else "valid"
+
+
+def cli(args: list[str]) -> tuple[int, str]:
+    """The CLI in this process: (exit code, what it printed on stderr)."""
+    from latentgraph.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, err.getvalue()
+
+
+def check_cli(doc, outcome: str, folder: Path) -> None:
+    """validate exits 0 or 3 as the engine decided, with a message and no traceback; import exits 0
+    or 3; run refuses what validation refuses, with 3, before loading any model."""
+    path = folder / f"{uuid.uuid4().hex}.json"
+    path.write_text(dumps(doc), encoding="utf-8")
+    common = ["--models", str(folder / "models"), "--input", str(folder / "input")]
+    try:
+        code, err = cli(["validate", str(path), *common])
+        assert "Traceback" not in err and (code == 3) == bool(err.strip()), (code, err)
+        assert code == (0 if outcome == "valid" else 3), (outcome, code, err)
+        code, err = cli(["import", str(path), "--allow-unknown", "-o", str(path.with_suffix(".out.json"))])
+        assert code in (0, 3) and "Traceback" not in err, (code, err)
+        if outcome != "valid":
+            code, err = cli(["run", str(path), *common, "--out", str(folder / "output"), "--quiet"])
+            assert code == 3 and err.strip() and "Traceback" not in err, (code, err)
+    finally:
+        path.unlink(missing_ok=True)
+        path.with_suffix(".out.json").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def loopback_server(settings, folder: Path):
+    """A real server on a free loopback port, in its own thread and event loop: yields the port."""
+    from aiohttp import web
+
+    from latentgraph.server.app import create_app
+
+    app = create_app(settings, history_path=folder / "history.sqlite3", library_folder=folder / "library")
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def request(port: int, method: str, path: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    """One request: the answer must be 200 or 400 JSON, never a 500 or a converter's internal error."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        connection.request(method, path, body, {"Content-Type": content_type})
+        response = connection.getresponse()
+        answer = response.read()
+    finally:
+        connection.close()
+    assert response.status in (200, 400), (response.status, answer[:500])
+    assert response.getheader("Content-Type", "").startswith("application/json")
+    parsed = json.loads(answer)
+    assert "internal error" not in json.dumps(parsed), parsed
+    return response.status, parsed
+
+
+def multipart(field: str, data: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"w.json\"\r\n"
+            f"Content-Type: application/json\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def check_http(doc, outcome: str, port: int) -> list[int]:
+    """/api/validate agrees with the engine; an invalid workflow is refused by /api/queue with 400 (a
+    valid one would be queued and run); saving and importing answer 200 or 400. Returns the statuses."""
+    text = dumps(doc)
+    body = ('{"workflow": ' + text + "}").encode()
+    statuses = []
+    status, answer = request(port, "POST", "/api/validate", body, "application/json")
+    statuses.append(status)
+    if status == 200:
+        assert answer["valid"] == (outcome == "valid") and (answer["errors"] == []) == answer["valid"], answer
+    if outcome != "valid":
+        status, answer = request(port, "POST", "/api/queue", body, "application/json")
+        assert status == 400 and answer["error"]
+        statuses.append(status)
+    status, _ = request(port, "PUT", "/api/workflows/fuzz", text.encode(), "application/json")
+    assert status == (400 if outcome == "format" else 200)
+    statuses.append(status)
+    statuses.append(request(port, "POST", "/api/import", *multipart("file", text.encode()))[0])
+    return statuses
