@@ -317,3 +317,78 @@ def test_schema_accepts_subgraphs():
     bad["subgraphs"]["upscale"]["outputs"][0].pop("from")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_set_overrides_subgraph_inputs_and_inner_nodes():
+    from latentgraph.cli import apply_overrides
+
+    doc = load_workflow(nested())
+    problems, absent = apply_overrides(doc, ["5/1/sampler.seed=9", "Scale.upscale_method=bilinear", "5.scale_by=1.25",
+                                             "nowhere.seed=1"])
+    assert problems == [] and absent == {"nowhere.seed=1"}
+    nodes = doc["nodes"]  # flattened, after the Subgraph node's own input was set
+    assert nodes["5/2/1"]["inputs"]["scale_by"] == 1.25 and nodes["5/1/sampler"]["inputs"]["seed"] == 9
+    assert nodes["5/2/1"]["inputs"]["upscale_method"] == "bilinear"
+
+    doc = load_workflow(nested())
+    assert apply_overrides(doc, ["5.scale_by=2", "5.text=hello"]) == ([], set())
+    assert doc["nodes"]["5"]["inputs"]["scale_by"] == 2.0 and isinstance(doc["nodes"]["5"]["inputs"]["scale_by"], float)
+    assert "subgraphs" in doc  # only outer nodes were set: the document keeps its subgraphs
+    problems, _ = apply_overrides(doc, ["5.scale_by=big"])
+    assert problems == ["--set 5.scale_by=big: 'big' is not a valid FLOAT for input 'scale_by'"]
+
+
+def test_cli_names_the_inner_node_and_the_subgraph_node(tmp_path):
+    from test_cli import cli
+
+    workflow = nested()
+    workflow["subgraphs"]["generate"]["nodes"]["sampler"]["inputs"]["steps"] = 0
+    (tmp_path / "models").mkdir()
+    (tmp_path / "broken.json").write_text(json.dumps(workflow))
+    done = cli("run", "broken.json", "--set", "5.scale_by=100", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "KSampler '5/1/sampler', input 'steps': 0 is below the minimum 1" in done.stderr
+    assert "Subgraph '5', input 'scale_by': 100.0 is above the maximum" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_comfyui_workflow_with_subgraphs_converts_and_runs(executor):
+    """A ComfyUI editor document (frontend 1.28 shape) whose sampler and decoder sit in a subgraph
+    that holds a nested one, with a promoted seed widget and a reroute inside."""
+    from pathlib import Path
+
+    document = json.loads((Path(__file__).parent / "data" / "comfyui" / "subgraph_ui.json").read_text())
+    sample, sharpen = (d["id"] for d in document["definitions"]["subgraphs"])
+    converted = load_workflow(document)
+    outer = converted["nodes"]["10"]
+    assert (outer["type"], outer["subgraph"], outer["title"]) == ("Subgraph", sample, "Sampler")
+    assert outer["inputs"]["seed"] == 7 and outer["ui"]["control_after_generate"] == {"seed": "fixed"}
+    definition = converted["subgraphs"][sample]
+    assert definition["name"] == "Sample and decode"
+    assert definition["outputs"] == [{"name": "IMAGE", "type": "IMAGE", "from": ref("12", "IMAGE")}]
+    assert definition["nodes"]["8"]["inputs"]["vae"] == given("vae")  # through the reroute
+    assert definition["nodes"]["12"]["subgraph"] == sharpen and definition["nodes"]["12"]["inputs"]["alpha"] == 0.5
+    assert converted["subgraphs"][sharpen]["inputs"][1] == {"name": "alpha", "type": "FLOAT", "default": 0.3}
+
+    twin = {"format": "latentgraph", "version": 3, "nodes": {
+        "ckpt": {"type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny-shapes"}},
+        "pos": {"type": "CLIPTextEncode", "inputs": {"text": "a red circle", "clip": ref("ckpt", "CLIP")}},
+        "neg": {"type": "CLIPTextEncode", "inputs": {"text": "", "clip": ref("ckpt", "CLIP")}},
+        "latent": {"type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "sampler": {"type": "KSampler", "inputs": {
+            "model": ref("ckpt", "MODEL"), "positive": ref("pos", "CONDITIONING"),
+            "negative": ref("neg", "CONDITIONING"), "latent_image": ref("latent", "LATENT"), "seed": 7, "steps": 3,
+            "cfg": 6.0, "sampler_name": "euler",
+            "scheduler": "normal", "denoise": 1.0}},
+        "decode": {"type": "VAEDecode", "inputs": {"samples": ref("sampler", "LATENT"), "vae": ref("ckpt", "VAE")}},
+        "sharpen": {"type": "ImageSharpen", "inputs": {"image": ref("decode", "IMAGE"), "alpha": 0.5}},
+        "save": {"type": "SaveImage", "inputs": {"images": ref("sharpen", "IMAGE"), "filename_prefix": "subgraph"}}}}
+    keys, twin_keys = executor.keys(converted), executor.keys(twin)
+    paths = {"4": "ckpt", "6": "pos", "7": "neg", "5": "latent", "10/3": "sampler", "10/8": "decode",
+             "10/12/30": "sharpen", "9": "save"}
+    assert {path: keys[path] for path in paths} == {path: twin_keys[flat] for path, flat in paths.items()}
+    assert set(keys) == set(paths)
+
+    result = executor.run(converted)
+    assert read_png(result.images[0]["path"]).shape == (64, 64, 3)
+    assert {r.status for r in executor.run(twin).report} == {"cached"}
