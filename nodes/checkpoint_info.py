@@ -26,7 +26,7 @@ def describe(path: Path) -> dict | None:
             if key in _memo:
                 return _memo[key]
         info = _diffusers(path) if path.is_dir() else _single_file(path)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, struct.error):
         info = None
         key = None
     if key is not None:
