@@ -78,7 +78,7 @@ def file_digest(path: Path) -> str:
     return digest
 
 
-def node_key(node_type: str, version: int, values: dict[str, Any], upstream: dict[str, tuple[str, str]],
+def node_key(node_type: str, version: int | str, values: dict[str, Any], upstream: dict[str, tuple[str, str]],
              files: dict[str, str], salt: str) -> str:
     payload = {"type": node_type, "version": version, "values": values,
                "upstream": {name: list(ref) for name, ref in upstream.items()}, "files": files, "salt": salt}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 
+from latentgraph.nodes import packs
 from latentgraph.nodes.spec import REGISTRY, NodeSpec
 
 # Modules that declare node types; imported on first use of the registry.
@@ -15,4 +16,5 @@ NODE_MODULES = ("loaders", "lora", "conditioning", "conditioning_ops", "latent",
 def registry() -> dict[str, NodeSpec]:
     for module in NODE_MODULES:
         importlib.import_module(f"latentgraph.nodes.{module}")
+    packs.load()  # then the node types of installed node packs (nodes/packs.py), once
     return REGISTRY

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-import torch.nn.functional as F
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import F, torch
 from latentgraph.nodes.image import both_zero, center_crop
 from latentgraph.nodes.masks import grow
 from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, LATENT, MASK, VAE, Input, Output, node

@@ -11,12 +11,8 @@ import copy
 import inspect
 import json
 
-import torch
-import torch.nn.functional as F
-from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-from diffusers.utils.torch_utils import randn_tensor
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import F, torch
 from latentgraph.nodes import prompt_weights
 from latentgraph.nodes.controlnet import Controls
 from latentgraph.nodes.lora import adapters_active
@@ -197,6 +193,8 @@ def initial_samples(latent: Latent, model: DiffusionModel, generator: torch.Gene
     """The clean latents an img2img start adds noise to. An encoded image is sampled from its
     distribution with the run's generator first, as diffusers' img2img `prepare_latents` does."""
     if latent.dist is not None:
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
         dist = DiagonalGaussianDistribution(latent.dist)
         samples = (dist.sample(generator) - latent.shift_factor) * latent.scaling_factor
         # torch.cat, as diffusers' img2img, keeps the encoder's memory layout, and with it the
@@ -322,6 +320,8 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
     (img2img's prepare_latents). Without it, the latent is denoised as it is (the SDXL refiner given
     `denoising_start`). An encoded image is first drawn from its distribution with the seeded generator.
     Returns the resulting latent and the last step's estimate of the clean latent."""
+    from diffusers.utils.torch_utils import randn_tensor
+
     check_latent(latent_image, model)
     device = model.device
     generator = torch.Generator("cpu").manual_seed(seed)
@@ -391,6 +391,8 @@ def inpaint_start(latent: Latent, model: DiffusionModel, sched, timesteps, first
     to the next step's level (clean after the last). The random draws come in the pipeline's order:
     the image's latent, the noise, then one draw for the masked image that the pipeline also
     encodes (unused by a 4-channel UNet, but it moves the generator that ancestral samplers use)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
     if timesteps.numel() == 0:
         raise InputError("latent_image", "inpainting needs at least one step to denoise")
     original = initial_samples(latent, model, generator, device, dtype, inpaint=True)

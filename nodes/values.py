@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+from latentgraph.lazy import torch
 
 
 def module_device(module) -> torch.device:
