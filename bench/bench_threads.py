@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     for i in range(args.repeats):
         for n in counts:
             torch.set_num_threads(n or default)
-            seconds[n].append(executor.run(workflow(args.ckpt, args.size, args.steps, "a red circle", 1 + i, 0.5)).seconds)
+            run = workflow(args.ckpt, args.size, args.steps, "a red circle", 1 + i, 0.5)
+            seconds[n].append(executor.run(run).seconds)
     print(f"\nthreads benchmark: {args.ckpt}, {args.size}x{args.size}, {args.steps} Euler steps, median of "
           f"{args.repeats}, {torch.get_num_interop_threads()} inter-op threads, torch's default {default} threads")
     print("| torch threads | s per image (median) | spread (min-max) | vs default |")
