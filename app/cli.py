@@ -29,6 +29,12 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
                              "CUDA, 1/8 of RAM up to 4GB on CPU)")
     parser.add_argument("--model-budget", metavar="SIZE",
                         help="memory for loaded checkpoints (default: 3/5 of GPU memory, or half the RAM)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch CPU threads (default: torch's, one per core); on a CPU shared with other "
+                             "work, 1 per concurrent job is often faster")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet and VAE decoder (compiled once per model and size, then "
+                             "reused; pays off over many runs, mostly on a GPU)")
 
 
 def _settings(args):
@@ -36,7 +42,7 @@ def _settings(args):
 
     options = {name: getattr(args, name) for name in ("models", "input", "output", "temp")
                if getattr(args, name, None)}
-    for name in ("device", "dtype", "cache_budget", "model_budget"):
+    for name in ("device", "dtype", "cache_budget", "model_budget", "threads", "compile"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     return Settings(**options)
@@ -387,7 +393,12 @@ def cmd_serve(args) -> int:
     except ValueError as error:
         print(f"latentgraph serve: --max-upload: {error}", file=sys.stderr)
         return 2
-    serve(host=args.host, port=args.port, settings=_settings(args), token=args.token,
+    try:
+        settings = _settings(args)
+    except ValueError as error:
+        print(f"latentgraph serve: {error}", file=sys.stderr)
+        return 2
+    serve(host=args.host, port=args.port, settings=settings, token=args.token,
           max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES)
     return 0
 

@@ -97,12 +97,13 @@ class Executor:
         self.settings = settings or Settings()
         self.device = self.settings.torch_device()
         self.dtype = self.settings.torch_dtype()
+        self.settings.apply_threads()
         self.cache = cache_mod.ResultCache(*self.settings.budgets())
         self.previews = previews
         self._interrupt = threading.Event()
         self._lock = threading.Lock()  # one run at a time
         # Cache keys depend on where and how results were computed.
-        self._salt = f"{self.device.type}:{self.dtype}"
+        self._salt = f"{self.device.type}:{self.dtype}" + (":compiled" if self.settings.compile else "")
 
     def interrupt(self) -> None:
         self._interrupt.set()

@@ -1,6 +1,7 @@
 """Checkpoint loading: diffusers folders here, single-file .safetensors in `single_file`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -89,7 +90,10 @@ def checkpoint_loader_simple(ctx, ckpt_name: str):
     path = folders.find_checkpoint(ctx.settings, ckpt_name)
     if path is None:
         raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found")
-    return load_checkpoint(path, ctx.device, ctx.dtype)
+    model, clip, vae = load_checkpoint(path, ctx.device, ctx.dtype)
+    if ctx.settings.compile:
+        model, vae = dataclasses.replace(model, compile=True), dataclasses.replace(vae, compile=True)
+    return model, clip, vae
 
 
 @node("VAELoader", category="loaders",
@@ -110,4 +114,4 @@ def vae_loader(ctx, vae_name: str):
     else:
         from latentgraph.nodes import single_file
         vae = single_file.load_vae(path, ctx.dtype)
-    return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name),)
+    return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name, compile=ctx.settings.compile),)
