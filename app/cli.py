@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = commands.add_parser("nodes", help="list the node types")
     nodes.add_argument("--json", action="store_true", help="print the JSON node catalog the editor reads")
     nodes.add_argument("--markdown", action="store_true", help="print the node reference (docs/nodes.md)")
+    nodes.add_argument("--packs", action="store_true", help="list the installed node packs and their node types, "
+                                                            "and the packs left out with the reason")
     _folder_options(nodes)
 
     serve = commands.add_parser("serve", help="serve the browser editor and the HTTP API")
@@ -317,6 +319,8 @@ def cmd_nodes(args) -> int:
 
     settings = _settings(args)
     registry()
+    if args.packs:
+        return print_packs()
     document = catalog(lambda inp: folders.resolve_choices(settings, inp.choices_from))
     if args.json:
         print(json.dumps(document, indent=2))
@@ -333,6 +337,18 @@ def cmd_nodes(args) -> int:
             ins = ", ".join(f"{i['name']}:{i['type']}" for i in spec["inputs"])
             outs = ", ".join(o["type"] for o in spec["outputs"]) or "-"
             print(f"  {spec['name']}({ins}) -> {outs}")
+    return 0
+
+
+def print_packs() -> int:
+    from latentgraph.nodes import packs
+
+    if not packs.PACKS:
+        print(f"no node packs installed (packages declaring the entry-point group {packs.GROUP!r})")
+    for pack in packs.loaded():
+        print(f"{pack.name} {pack.version} ({pack.entry_point}): {', '.join(pack.nodes)}")
+    for pack in packs.failed():
+        print(f"{pack.name} {pack.version} ({pack.entry_point}): left out: {pack.error}")
     return 0
 
 

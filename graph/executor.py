@@ -217,6 +217,6 @@ class Executor:
                     path = folders.resolve_file(self.settings, inp.file_folder, node.values[inp.name])
                     files[inp.name] = cache_mod.file_digest(path) if path is not None else "missing"
             upstream = {name: (keys[src], out) for name, (src, out) in node.links.items()}
-            keys[node_id] = cache_mod.node_key(node.spec.name, node.spec.version, node.values, upstream, files,
+            keys[node_id] = cache_mod.node_key(node.spec.name, node.spec.cache_version, node.values, upstream, files,
                                                self._salt)
         return keys

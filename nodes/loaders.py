@@ -4,9 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes import folders
 from latentgraph.nodes.previews import LatentPreviewer
@@ -33,6 +30,9 @@ def assemble(name: str, unet, vae, tokenizers: list, encoders: list, scheduler_c
 
 def load_diffusers_folder(path: Path, device, dtype):
     """The components of a diffusers-format pipeline folder (safetensors weights only)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
     index = json.loads((path / "model_index.json").read_text())
     options = dict(torch_dtype=dtype, use_safetensors=True, local_files_only=True)
     for part in ("unet", "vae"):
@@ -104,6 +104,8 @@ def vae_loader(ctx, vae_name: str):
     if path is None:
         raise InputError("vae_name", folders.not_found(ctx.settings, "vae", vae_name))
     if path.is_dir():
+        from diffusers import AutoencoderKL
+
         vae = AutoencoderKL.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True, local_files_only=True)
     else:
         from latentgraph.nodes import single_file

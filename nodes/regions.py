@@ -3,10 +3,8 @@ strength (ConditioningSetArea, ...Percentage, ...Strength, ConditioningSetMask),
 that weighs such prompts as ComfyUI does."""
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import F, torch
 from latentgraph.nodes.controlnet import Controls
 from latentgraph.nodes.masks import edge_ramp
 from latentgraph.nodes.values import Conditioning, DiffusionModel
