@@ -119,13 +119,7 @@ def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str
     overrides of the outer nodes), so that the change applies to that one use of the subgraph."""
     from latentgraph.graph.subgraphs import expand, has_subgraphs
 
-    problems, absent = [], set()
-    for text in overrides:
-        problem = _override(doc, text)
-        if problem == "absent":
-            absent.add(text)
-        elif problem:
-            problems.append(problem)
+    problems, absent = _overrides(doc, overrides)
     if absent and has_subgraphs(doc):
         expansion = expand(doc)
         if expansion.errors:
@@ -134,13 +128,19 @@ def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str
             return problems, set()
         doc.clear()
         doc.update(expansion.doc)
-        inner, absent = sorted(absent), set()
-        for text in inner:
-            problem = _override(doc, text)
-            if problem == "absent":
-                absent.add(text)
-            elif problem:
-                problems.append(problem)
+        inner_problems, absent = _overrides(doc, sorted(absent))
+        problems += inner_problems
+    return problems, absent
+
+
+def _overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str]]:
+    problems, absent = [], set()
+    for text in overrides:
+        problem = _override(doc, text)
+        if problem == "absent":
+            absent.add(text)
+        elif problem:
+            problems.append(problem)
     return problems, absent
 
 
