@@ -38,7 +38,7 @@ from latentgraph.graph import gc_pause, limits
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.limits import Limits
 from latentgraph.graph.settings import Settings
-from latentgraph.graph.validate import _validate
+from latentgraph.graph.validate import _validate_flat
 from latentgraph.nodes import registry
 from latentgraph.nodes.spec import LATENT, Input, Output, node
 
@@ -165,7 +165,7 @@ def measure(shape: str, workflow: dict, executor: Executor, repeats: int, tables
                               f"{median / count * 1e6:.1f} | {peak / (1 << 20):.1f} | {errors} |")
     print(tables["validate"][-1], flush=True)
     if count >= 1000:
-        running, paused = interleaved(lambda: _validate(workflow, settings), lambda: executor.validate(workflow),
+        running, paused = interleaved(lambda: _validate_flat(workflow, settings), lambda: executor.validate(workflow),
                                       repeats)
         a, b = statistics.median(running), statistics.median(paused)
         tables["gc"].append(f"| {shape} | {count:,} | {a / count * 1e6:.1f} | {b / count * 1e6:.1f} | {b / a:.2f} |")

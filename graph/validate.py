@@ -1,6 +1,7 @@
 """Validation: every problem in a workflow, each naming node id, node type and input, before
 anything runs. It also yields the plan the executor runs: the nodes that the outputs need, with
-bypassed nodes resolved and defaults filled in."""
+bypassed nodes resolved and defaults filled in. Subgraphs are expanded first (graph/subgraphs.py),
+so the plan and the errors name inner nodes by their path ("5/2")."""
 from __future__ import annotations
 
 import sys
@@ -12,6 +13,7 @@ import networkx as nx
 from latentgraph.graph.errors import GraphError, describe, shown
 from latentgraph.graph.gc_pause import gc_paused
 from latentgraph.graph.settings import Settings
+from latentgraph.graph.subgraphs import expand
 from latentgraph.graph.workflow import is_link
 from latentgraph.nodes import folders, registry
 from latentgraph.nodes.spec import BOOLEAN, COMBO, FLOAT, INT, STRING, Input, NodeSpec
@@ -127,10 +129,13 @@ def validate(doc: Any, settings: Settings) -> tuple[Plan | None, list[GraphError
     Linear in the workflow's size: each folder is listed once, bypassed nodes are resolved once,
     and cycles are found as strongly connected components (one error per component)."""
     with gc_paused():
-        return _validate(doc, settings)
+        expansion = expand(doc)
+        plan, errors = _validate_flat(expansion.doc, settings)
+        errors = expansion.report(errors)
+    return (None if errors else plan), errors
 
 
-def _validate(doc: Any, settings: Settings) -> tuple[Plan | None, list[GraphError]]:
+def _validate_flat(doc: Any, settings: Settings) -> tuple[Plan | None, list[GraphError]]:
     specs = registry()
     errors: list[GraphError] = []
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), dict):
@@ -335,6 +340,7 @@ def _upstream_of(graph: nx.DiGraph, outputs: list[str]) -> set[str]:
 
 
 def _natural(node_id: str):
-    """Sort key: numeric ids ('2' < '10') before the others; only ASCII digits count as numbers
-    ('²' and '①' are digits to str.isdigit, not to int)."""
-    return (0, int(node_id), node_id) if node_id.isascii() and node_id.isdigit() else (1, 0, node_id)
+    """Sort key: numbers in numeric order ('2' < '10'), each part of a subgraph path ("5/12") on its
+    own; only ASCII digits count as numbers ('²' and '①' are digits to str.isdigit, not to int)."""
+    return tuple((0, int(part), part) if part.isascii() and part.isdigit() else (1, 0, part)
+                 for part in node_id.split("/"))

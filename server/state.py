@@ -26,6 +26,7 @@ class Server:
     events: Broadcaster
     library: Path  # saved workflows
     max_upload_bytes: int
+    components: Path  # saved subgraph definitions
     max_upload_pixels: int = 64_000_000  # width x height, read from the header before decoding
 
 
