@@ -100,7 +100,8 @@ def run(examples: int, batch: int, keep: Path) -> tuple[Tally, float]:
             if outcome is None:
                 return
             tally.outcomes[outcome] += 1
-            same = tally.timed("engine (dict)", lambda: engine_outcome(doc, plain), doc)
+            same = tally.timed("engine (dict)", lambda: engine_outcome(doc, plain), doc) if isinstance(
+                doc, (dict, list)) else outcome  # a str given to load_workflow is a path
             if same is not None and same != outcome:
                 tally.failures["engine: dict and text disagree"] += 1
             tally.timed("cli", lambda: check_cli(doc, outcome, folder), doc)

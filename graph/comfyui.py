@@ -227,14 +227,33 @@ def _definitions(doc: dict) -> dict[str, dict]:
     pending = [doc]
     while pending:
         holder = pending.pop()
-        listed = (holder.get("definitions") or {}).get("subgraphs") if isinstance(holder, dict) else None
+        holding = holder.get("definitions") if isinstance(holder, dict) else None
+        listed = holding.get("subgraphs") if isinstance(holding, dict) else None
         for raw in listed if isinstance(listed, list) else []:
             if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"] not in found:
                 if len(found) >= MAX_DEFINITIONS:
                     raise WorkflowFormatError(f"ComfyUI workflow: more than {MAX_DEFINITIONS} subgraph definitions")
+                _check_definition(raw)
                 found[raw["id"]] = raw
                 pending.append(raw)
     return found
+
+
+def _check_definition(raw: dict) -> None:
+    """The shape of a definition's own inputs and outputs, which the conversion reads."""
+    where = f"ComfyUI subgraph {shown(raw['id'])}"
+    for key in ("inputs", "outputs"):
+        items = raw.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise WorkflowFormatError(f"{where}: '{key}' must be a list of objects")
+        for item in items:
+            if not isinstance(item.get("name"), str) or not isinstance(item.get("type", ""), str):
+                raise WorkflowFormatError(f"{where}: each of its {key} needs a 'name' and a 'type' string")
+            link_ids = item.get("linkIds")
+            if link_ids is not None and (not isinstance(link_ids, list) or not all(map(_is_id, link_ids))):
+                raise WorkflowFormatError(f"{where}: {key[:-1]} {item['name']!r}: 'linkIds' must be a list of link ids")
 
 
 def _definition(raw: dict, definitions: dict[str, dict]) -> dict:
@@ -261,7 +280,8 @@ def _definition(raw: dict, definitions: dict[str, dict]) -> dict:
         else:
             origin = link(src_id, _source_output(graph, src_id, slot))
         outputs.append({"name": item.get("name"), "type": item.get("type"), "from": origin})
-    out = {"name": raw.get("name") or raw["id"], "inputs": inputs, "outputs": outputs, "nodes": nodes}
+    name = raw.get("name") if isinstance(raw.get("name"), str) and raw.get("name") else raw["id"]
+    out = {"name": name, "inputs": inputs, "outputs": outputs, "nodes": nodes}
     if isinstance(raw.get("description"), str):
         out["description"] = raw["description"]
     return out

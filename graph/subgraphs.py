@@ -62,12 +62,12 @@ def input_type(doc: dict, node: dict, name: str) -> str | None:
     definition's (None when unknown)."""
     if is_subgraph_node(node):
         definitions = doc.get("subgraphs") if isinstance(doc.get("subgraphs"), dict) else {}
-        definition = definitions.get(node.get("subgraph"))
+        definition = definitions.get(uses(node))
         item = declared(definition.get("inputs")).get(name) if isinstance(definition, dict) else None
         return item.get("type") if item else None
     from latentgraph.nodes import registry
 
-    spec = registry().get(node.get("type"))
+    spec = registry().get(node.get("type")) if isinstance(node.get("type"), str) else None
     inp = spec.input(name) if spec else None
     return inp.type if inp else None
 
@@ -98,7 +98,8 @@ def definition_problems(definition: Any, definitions: dict, prefix: str = "") ->
                                                "'type' string"))
             elif name in names:
                 problems.append(("bad_format", f"{key[:-1]} {name!r} is declared twice"))
-            names.add(name)
+            else:
+                names.add(name)
     inputs, specs = declared(definition.get("inputs")), registry()
     known = ", ".join(inputs) or "none"
     for name, item in declared(definition.get("outputs")).items():
@@ -151,7 +152,7 @@ def _inner_type(node: dict, input_name: str, specs, definitions: dict) -> str | 
         definition = definitions.get(uses(node))
         item = declared(definition.get("inputs")).get(input_name) if isinstance(definition, dict) else None
         return item.get("type") if item else None
-    spec = specs.get(node.get("type"))
+    spec = specs.get(node.get("type")) if isinstance(node.get("type"), str) else None
     inp = spec.input(input_name) if spec else None
     return inp.type if inp else None
 

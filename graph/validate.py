@@ -276,9 +276,8 @@ def _validate_flat(doc: Any, settings: Settings) -> tuple[Plan | None, list[Grap
                     problems.append(_error("missing_input", node_id, spec.name, inp.name, f"is missing: it {what}"))
             else:
                 plan_node.values[inp.name] = inp.default
-        if spec.check and not problems:
-            for input_name, text in spec.check(dict(plan_node.values)):
-                problems.append(_error("unsupported", node_id, spec.name, input_name, text))
+        if spec.check and not problems and _values_known(spec, node["inputs"], plan_node):
+            problems += _checked(spec, node_id, plan_node)
         planned[node_id] = plan_node
         link_errors[node_id] = problems
 
@@ -304,6 +303,24 @@ def _validate_flat(doc: Any, settings: Settings) -> tuple[Plan | None, list[Grap
         return None, errors
     run_graph = graph if len(needed) == len(planned) else graph.subgraph(needed).copy()
     return Plan({n: planned[n] for n in needed}, run_graph, outputs), []
+
+
+def _values_known(spec: NodeSpec, given: dict, plan_node: PlannedNode) -> bool:
+    """Whether every value input the workflow gives this node is a known constant (not a link, nor
+    one to a node whose own error is reported), so that the node's cross-input check can read it."""
+    return all(name in plan_node.values for name in given
+               if (inp := spec.input(name)) is not None and not inp.is_socket)
+
+
+def _checked(spec: NodeSpec, node_id: str, plan_node: PlannedNode) -> list[GraphError]:
+    """The node's own check across its inputs; a check that fails (a node pack's bug) is reported
+    on the node rather than stopping validation."""
+    try:
+        return [_error("unsupported", node_id, spec.name, name, text)
+                for name, text in spec.check(dict(plan_node.values))]
+    except Exception as exc:
+        return [_error("bad_value", node_id, spec.name, None,
+                       f"its declaration's check failed on these values ({type(exc).__name__}: {exc})")]
 
 
 def link_target(value: dict) -> tuple[str, str] | None:

@@ -60,6 +60,8 @@ def read_document(source: Any, limits: Limits = doc_limits.DEFAULT) -> Any:
         return doc_limits.check(source, limits)
     if isinstance(source, (bytes, bytearray)):
         return doc_limits.parse(source, limits)
+    if isinstance(source, str) and not source.strip():
+        raise WorkflowFormatError("an empty string is neither a workflow nor a path")
     if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
         path = Path(source)
         try:
@@ -89,7 +91,9 @@ def load_workflow(source: Any, limits: Limits | None = None) -> dict:
     doc_limits.check_node_count(doc_limits.node_count(doc, kind), limits)
     if kind != FORMAT:
         from latentgraph.graph import comfyui  # ComfyUI import lives in its own module
-        return comfyui.convert(doc, kind)
+        # Checked again: our format nests a level or two deeper than ComfyUI's, and what this
+        # returns must load again as it is.
+        return doc_limits.check(comfyui.convert(doc, kind), limits)
     return upgrade(doc)
 
 

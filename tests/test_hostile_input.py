@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import gc
 import io
 import json
@@ -318,6 +319,50 @@ def test_comfyui_editor_only_garbage_is_left_out():
     converted = load_workflow(doc)
     first = converted["nodes"][str(doc["nodes"][0]["id"])]
     assert "ui" not in converted and "mode" not in first and "position" not in first.get("ui", {})
+
+
+def test_found_by_fuzzing(bare, monkeypatch):
+    """Shapes the fuzz test found after the subgraph format arrived (tests/test_fuzz_workflows.py)."""
+    # A sampler whose sampler_name comes from a node with its own error: no cross-input check on a
+    # value that is not known (it raised KeyError).
+    doc = txt2img(ckpt=SHIPPED)
+    doc["nodes"]["ckpt"]["mode"] = ""
+    doc["nodes"]["sampler"]["inputs"]["sampler_name"] = {"node": "ckpt", "output": "MODEL"}
+    assert [(e.node_id, e.kind) for e in errors_of(doc, bare)] == [("ckpt", "bad_format")]
+    # A node declaration whose check raises (a node pack's bug) is reported on the node.
+    from latentgraph.nodes import registry
+    from latentgraph.nodes.spec import REGISTRY
+
+    registry()
+    broken = dataclasses.replace(REGISTRY["KSampler"], check=lambda values: 1 / 0)
+    monkeypatch.setitem(REGISTRY, "KSampler", broken)
+    errors = errors_of(txt2img(ckpt=SHIPPED), bare)
+    assert [(e.node_id, e.kind) for e in errors] == [("sampler", "bad_value")]
+    assert "check failed on these values (ZeroDivisionError" in errors[0].message
+    monkeypatch.undo()
+    # Subgraph definitions with inputs named by a list, or inner nodes typed by one.
+    sub = json.loads((ROOT / "examples/subgraph.json").read_text())
+    definition = next(iter(sub["subgraphs"].values()))
+    definition["inputs"].append({"name": ["x"], "type": "INT"})
+    inner = next(iter(definition["nodes"].values()))
+    inner["type"] = ["KSampler"]
+    errors = errors_of(sub, bare)
+    assert errors and {e.kind for e in errors} <= {"bad_format", "unknown_type", "missing_input"}
+    # ComfyUI subgraph definitions with malformed inputs, outputs or link ids.
+    comfy = json.loads((ROOT / "tests/data/comfyui/subgraph_ui.json").read_text())
+    for field, value, message in (("inputs", [{"name": ["x"]}], "needs a 'name' and a 'type'"),
+                                  ("outputs", "IMAGE", "'outputs' must be a list of objects"),
+                                  ("outputs", [{"name": "IMAGE", "type": "IMAGE", "linkIds": [[19]]}], "linkIds")):
+        broken_doc = copy.deepcopy(comfy)
+        broken_doc["definitions"]["subgraphs"][0][field] = value
+        with pytest.raises(WorkflowFormatError, match=message):
+            load_workflow(broken_doc)
+    broken_doc = copy.deepcopy(comfy)
+    broken_doc["definitions"] = ["not", "an", "object"]
+    load_workflow(broken_doc)  # no definitions: its instances are unknown node types, for validation to name
+    # An empty string is neither JSON nor a path.
+    with pytest.raises(WorkflowFormatError, match="empty string"):
+        load_workflow("")
 
 
 # --- the CLI -------------------------------------------------------------------------------------
