@@ -29,7 +29,7 @@ WEIRD_SCALARS = [None, True, False, 0, -1, 1, 7, 2**63, 2**64, -(2**64), 10**400
                  -1e308, float("inf"), float("nan"), "", "²", "①", "x" * 5000, "tiny-shapes", "../../etc/passwd",
                  "/etc/passwd", "euler", "normal", "fixed", "randomize", "CLIP", "MODEL", "LATENT", "IMAGE", "#0",
                  "<script>alert(1)</script>"]
-MODES = ["active", "muted", "bypassed", "", None, 0, 2, 4, 1, [], "BYPASSED"]
+MODES = ["active", "muted", "bypassed", "", None, 0, 2, 4, 1, "BYPASSED"]
 
 
 def _positional(doc: dict) -> dict:
@@ -57,6 +57,9 @@ def seeds() -> list[dict]:
 
 SEEDS = seeds()
 
+# Mutable values are built afresh for each example (a list shared between examples would carry one
+# example's mutations into the next, and make Hypothesis's generation inconsistent).
+fresh_list = st.builds(lambda: [1])
 json_scalars = st.one_of(st.sampled_from(WEIRD_SCALARS), st.integers(), st.floats(),
                          st.text(max_size=12), st.booleans(), st.none())
 json_values = st.recursive(json_scalars, lambda inner: st.one_of(
@@ -75,9 +78,10 @@ def deep(draw) -> object:
 
 
 values = st.one_of(json_values, json_values, json_values, deep(),
-                   st.builds(lambda n, o: {"node": n, "output": o}, st.sampled_from(WEIRD_IDS + [1, None, [1]]),
-                             st.sampled_from(["MODEL", "CLIP", "LATENT", "IMAGE", "x", 0, None, []])),
-                   st.builds(lambda n, s: [n, s], st.sampled_from(WEIRD_IDS + [4, 3, None, [4]]),
+                   st.builds(lambda n, o: {"node": n, "output": o},
+                             st.one_of(st.sampled_from(WEIRD_IDS + [1, None]), fresh_list),
+                             st.one_of(st.sampled_from(["MODEL", "LATENT", "IMAGE", "x", 0, None]), fresh_list)),
+                   st.builds(lambda n, s: [n, s], st.one_of(st.sampled_from(WEIRD_IDS + [4, 3, None]), fresh_list),
                              st.sampled_from([0, 1, 2, -1, 99, 10**30, True, "0", None])))
 
 
@@ -177,7 +181,7 @@ def retype_node(doc, data):
 def set_mode(doc, data):
     node = _pick_node(_node_table(doc), data)
     if node is not None:
-        node["mode"] = data.draw(st.sampled_from(MODES))
+        node["mode"] = data.draw(st.one_of(st.sampled_from(MODES), st.builds(list)))
 
 
 def relink(doc, data):
