@@ -42,6 +42,16 @@ def _settings(args):
     return Settings(**options)
 
 
+def _ray_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Ray (a pool of workers; docs/ray.md; needs pip install latentgraph[ray])")
+    group.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: 'auto' starts a local one (or joins "
+                                                        "$RAY_ADDRESS), else HOST:PORT or ray://HOST:10001")
+    group.add_argument("--workers", type=int, metavar="N", help="workers (default: one per GPU of the cluster; "
+                                                                "on CPUs up to 4, sharing them)")
+    group.add_argument("--worker-threads", type=int, metavar="N",
+                       help="torch threads per worker (default: the CPUs divided among the workers; 1 on GPUs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latentgraph", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -58,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="FILE", help="write each node's status (executed/cached) and seconds "
                                                       "for every workflow to this JSON file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _ray_options(run)
 
     validate = commands.add_parser("validate", help="check workflows without running them")
     validate.add_argument("workflows", nargs="+", metavar="WORKFLOW")
@@ -203,7 +214,7 @@ def cmd_run(args) -> int:
     _quiet_libraries()
     try:
         settings = _settings(args)
-        executor = Executor(settings)
+        executor = None if args.ray else Executor(settings)  # on Ray the workers hold the executors
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -216,6 +227,14 @@ def cmd_run(args) -> int:
         for text in unmatched:
             print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
         return 2
+    if args.ray:
+        from latentgraph.ray_run import PoolRunner
+
+        try:
+            executor = PoolRunner(args, settings, loaded)  # queues every job now; run(doc) waits for one
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     report, worst = [], 0
     bars = ProgressBars(enabled=not args.quiet and sys.stderr.isatty())
     for path, doc, problems in loaded:
