@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(generated and printed if not given)")
     serve.add_argument("--max-upload", metavar="SIZE", default="32MiB",
                        help="largest image or workflow file the editor may upload, e.g. 64MB (default 32MiB)")
+    serve.add_argument("--resume-interrupted", action="store_true",
+                       help="queue again (once) the job that was running when the server last stopped; pending "
+                            "jobs always run again")
+    serve.add_argument("--allow-callback-hosts", metavar="HOST[,HOST]", default="",
+                       help="hosts besides loopback that job webhooks (callback_url) may reach; '*' for any")
+    serve.add_argument("--max-sweep-jobs", type=int, default=10_000, metavar="N",
+                       help="refuse bigger sweeps unless the request confirms them (default 10000)")
     _folder_options(serve, output_flag="--output")
     _engine_options(serve)
 
@@ -374,7 +381,9 @@ def cmd_serve(args) -> int:
         print(f"latentgraph serve: --max-upload: {error}", file=sys.stderr)
         return 2
     serve(host=args.host, port=args.port, settings=_settings(args), token=args.token,
-          max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES)
+          max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES,
+          resume_interrupted=args.resume_interrupted, max_sweep_jobs=args.max_sweep_jobs,
+          callback_hosts=tuple(h for h in args.allow_callback_hosts.split(",") if h.strip()))
     return 0
 
 
