@@ -74,6 +74,8 @@ class PoolJob:
     result: RunResult | None = None
     error: Exception | None = None
     interrupt_requested: bool = False
+    held: bool = False  # reserved on a worker, not to start before `start(job)`
+    on_start: Callable[[str], None] | None = None  # told the worker's name each time it starts
     done: threading.Event = field(default_factory=threading.Event)
 
     def wait(self, timeout: float | None = None) -> RunResult:
@@ -209,24 +211,61 @@ class RayPool:
             job.done.wait()
         return jobs
 
+    def reserve(self, candidates: list[PoolJob]) -> PoolJob | None:
+        """For a queue kept elsewhere (the server's): of its prepared jobs, in its order, the one an
+        idle worker should start now by placement. It is placed on that worker and held there until
+        `start(job)`; None when no worker is idle."""
+        with self._changed:
+            if self._closing:
+                return None
+            alive = [w for w in self.workers if w.alive]
+            placed = assign([(job, job.work) for job in candidates], [w.view for w in alive], self.costs)
+            if not placed:
+                return None
+            job, name = placed[0].job, placed[0].worker.name
+            job.held = True
+            self._start_on(job, next(w for w in alive if w.name == name), placed[0].affinity)
+            return job
+
+    def start(self, job: PoolJob) -> PoolJob:
+        """Let a reserved job run, or queue one that is not (one cancelled meanwhile stays so)."""
+        with self._changed:
+            if job.done.is_set():
+                return job
+            if not job.held:
+                return self.enqueue([job])[0]
+            job.held = False
+            self._changed.notify_all()
+            return job
+
     def interrupt(self, job_id: str) -> bool:
-        """Interrupt a running job at its next node or sampler step."""
+        """Interrupt a running job at its next node or sampler step (one reserved, not started, is
+        cancelled)."""
         with self._changed:
             worker = next((w for w in self.workers if w.job is not None and w.job.job_id == job_id), None)
             if worker is None:
                 return False
+            if worker.job.held:
+                return self.cancel(job_id)
             worker.job.interrupt_requested = True
             worker.actor.interrupt.remote(job_id)
             return True
 
     def cancel(self, job_id: str) -> bool:
-        """Cancel a job that has not started."""
+        """Cancel a job that has not started (queued, or reserved and held)."""
         with self._changed:
             job = next((j for j in self._pending if j.job_id == job_id), None)
-            if job is None:
+            held = next((w for w in self.workers if w.job is not None and w.job.job_id == job_id and w.job.held),
+                        None)
+            if job is not None:
+                self._pending.remove(job)
+            elif held is not None:
+                job, held.job, held.view.running = held.job, None, None
+                job.held = False
+            else:
                 return False
-            self._pending.remove(job)
             self._end(job, "cancelled", error=Interrupted("cancelled before it started"))
+            self._place()
             return True
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -273,6 +312,10 @@ class RayPool:
             for job in list(self._pending):
                 self._pending.remove(job)
                 self._end(job, "cancelled", error=Interrupted("the pool closed before it started"))
+            for worker in self.workers:
+                if worker.job is not None and worker.job.held:  # reserved, never started
+                    job, worker.job, worker.view.running = worker.job, None, None
+                    self._end(job, "cancelled", error=Interrupted("the pool closed before it started"))
             running = [w.job.job_id for w in self.workers if w.job is not None]
             self._changed.notify_all()
         for job_id in running:
@@ -328,9 +371,9 @@ class RayPool:
             self._place()
         while True:
             with self._changed:
-                while worker.job is None and not self._closing:
+                while (worker.job is None or worker.job.held) and not self._closing:
                     self._changed.wait()
-                if worker.job is None:
+                if worker.job is None or worker.job.held:
                     return
                 job = worker.job
             if not self._serve(worker, job):
@@ -339,6 +382,8 @@ class RayPool:
     def _serve(self, worker: Worker, job: PoolJob) -> bool:
         """Run one job on the worker; False when the worker died."""
         started = False
+        if job.on_start is not None:
+            job.on_start(worker.name)
         try:
             for ref in worker.actor.run.remote(job.job_id, job.workflow, job.inputs):
                 event = ray.get(ref)
@@ -362,6 +407,8 @@ class RayPool:
             event["images"] = self._collect(worker, event.pop("key"), event["images"])
         try:
             job.on_event(event)
+        except Interrupted:  # the listener stops the job (as it would stop Executor.run)
+            self.interrupt(job.job_id)
         except Exception:  # a listener's failure must not lose the job
             log.exception("job %s: event listener failed on %s", job.job_id, event.get("type"))
 
@@ -465,15 +512,17 @@ class RayPool:
         alive = [w for w in self.workers if w.alive]
         by_name = {w.name: w for w in alive}
         for placed in assign([(job, job.work) for job in self._pending], [w.view for w in alive], self.costs):
-            job, worker = placed.job, by_name[placed.worker.name]
-            self._pending.remove(job)
-            job.status, job.worker = "running", worker.name
-            worker.job, worker.view.running = job, job.work
-            worker.view.jobs += 1
-            self.affinity_placements += placed.affinity > (0, 0)
-            if job.interrupt_requested:
-                worker.actor.interrupt.remote(job.job_id)
+            self._pending.remove(placed.job)
+            self._start_on(placed.job, by_name[placed.worker.name], placed.affinity)
         self._changed.notify_all()
+
+    def _start_on(self, job: PoolJob, worker: Worker, affinity: tuple) -> None:  # with the lock held
+        job.status, job.worker = "running", worker.name
+        worker.job, worker.view.running = job, job.work
+        worker.view.jobs += 1
+        self.affinity_placements += affinity > (0, 0)
+        if job.interrupt_requested:
+            worker.actor.interrupt.remote(job.job_id)
 
     def _end(self, job: PoolJob, status: str, result: RunResult | None = None,
              error: Exception | None = None) -> None:  # with the lock held

@@ -17,11 +17,16 @@ import pytest
 import ray
 import torch
 from helpers import txt2img
+from test_server_api import wait_job
 
 from latentgraph.graph.errors import Interrupted, NodeError
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.ray_pool import RayPool
 from latentgraph.graph.settings import Settings
+from latentgraph.graph.sweep import plan_sweep
+from latentgraph.server.app import create_app
+from latentgraph.server.jobs import Job
+from latentgraph.server.ray_runner import RayRunner
 
 MODEL = "tiny-shapes"  # ships with the package: every worker finds it
 THREADS = 1  # torch threads per worker, and for the references
@@ -82,8 +87,11 @@ def run_sweep(pool: RayPool, workflows: list[dict], on_event=None):
 
 
 def test_a_six_job_sweep_on_two_workers_makes_the_single_process_pictures(pool, local):
-    workflows = [txt2img(MODEL, prompt, seed=seed)
-                 for prompt in ("a red circle", "a blue square") for seed in (1, 2, 3)]
+    sweep = {"axes": [{"input": "pos.text", "values": ["a red circle", "a blue square"]},
+                      {"input": "sampler.seed", "values": [1, 2, 3]}]}
+    plan = plan_sweep(txt2img(MODEL), sweep, pool.settings)
+    workflows = [job.workflow for job in plan.jobs]
+    assert [job.values["pos.text"] for job in plan.jobs] == ["a red circle"] * 3 + ["a blue square"] * 3
     jobs, events = run_sweep(pool, workflows)
 
     for job, workflow, job_events in zip(jobs, workflows, events):
@@ -173,7 +181,7 @@ def test_a_model_a_worker_cannot_load_fails_that_job_only(pool):
     assert failure.value.error.node_id == "ckpt" and failure.value.error.node_type == "CheckpointLoaderSimple"
     assert "ckpt" in failure.value.error.message and broken.status == "error"
     assert good.wait(300).images and after.wait(300).images
-    assert len(pool.report()["lost"]) == lost_before and all(w.alive for w in pool.workers[-2:])
+    assert len(pool.report()["lost"]) == lost_before and sum(w.alive for w in pool.workers) == 2
 
 
 def test_interrupt_stops_the_running_job_and_the_worker_keeps_serving(pool):
@@ -203,7 +211,7 @@ def test_interrupt_stops_the_running_job_and_the_worker_keeps_serving(pool):
         job.wait(300)
 
 
-def test_the_command_runs_its_workflows_on_the_cluster_and_imports_ray_only_with_the_flag(cluster, tmp_path):
+def test_the_command_runs_workflows_and_sweeps_on_the_cluster_and_imports_ray_only_with_the_flag(cluster, tmp_path):
     settings = folders(tmp_path)
     for i, seed in enumerate((41, 42)):
         (tmp_path / f"wf{i}.json").write_text(json.dumps(txt2img(MODEL, "a red circle", seed=seed)))
@@ -212,18 +220,79 @@ import sys
 import torch
 from latentgraph.cli import main
 torch.set_num_threads({THREADS})  # the worker's threads: CPU results depend on the count
-common = ["wf0.json", "wf1.json", "--models", {str(settings.models)!r}, "--quiet"]
-assert main(["run", *common, "--out", "local"]) == 0
+common = ["--models", {str(settings.models)!r}, "--quiet"]
+ray = ["--ray", {cluster!r}, "--workers", "1", "--worker-threads", "{THREADS}"]
+sweep = ["wf0.json", "--sweep", "sampler.seed=43,44", "--sweep", "pos.text=a red circle,a blue square"]
+assert main(["run", "wf0.json", "wf1.json", *common, "--out", "local"]) == 0
+assert main(["run", *sweep, *common, "--out", "local-sweep"]) == 0
 assert "ray" not in sys.modules, "ray was imported without --ray"
-assert main(["run", *common, "--out", "cluster", "--report", "report.json", "--ray", {cluster!r},
-             "--workers", "1", "--worker-threads", "{THREADS}"]) == 0
+assert main(["run", "wf0.json", "wf1.json", *common, "--out", "cluster", "--report", "report.json", *ray]) == 0
+assert main(["run", *sweep, *common, "--out", "cluster-sweep", "--report", "sweep.json", *ray]) == 0
 assert "ray" in sys.modules
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    local, remote = sorted((tmp_path / "local").iterdir()), sorted((tmp_path / "cluster").iterdir())
-    assert [p.name for p in local] == [p.name for p in remote] == ["test_00001_.png", "test_00002_.png"]
-    assert [p.read_bytes() for p in local] == [p.read_bytes() for p in remote]
+    for here, there, count in (("local", "cluster", 2), ("local-sweep", "cluster-sweep", 4)):
+        local, remote = sorted((tmp_path / here).iterdir()), sorted((tmp_path / there).iterdir())
+        names = [f"test_{n:05d}_.png" for n in range(1, count + 1)]
+        assert [p.name for p in local] == [p.name for p in remote] == names
+        assert [p.read_bytes() for p in local] == [p.read_bytes() for p in remote]
     runs = json.loads((tmp_path / "report.json").read_text())["runs"]
     assert [r["status"] for r in runs] == ["success", "success"] and {r["worker"] for r in runs} == {"w1"}
-    assert "ray: 2 job(s) done (w1: 2)" in done.stderr
+    sweep = json.loads((tmp_path / "sweep.json").read_text())
+    assert [r["status"] for r in sweep["runs"]] == ["success"] * 4 and {r["worker"] for r in sweep["runs"]} == {"w1"}
+    assert sweep["totals"]["nodes"]["pos"] == {"executed": 2, "cached": 2, "error": 0}  # once per prompt
+    assert "ray: 2 job(s) done (w1: 2)" in done.stderr and "ray: 4 job(s) done (w1: 4)" in done.stderr
+
+
+@pytest.mark.asyncio
+async def test_the_server_runs_its_queue_and_sweeps_on_the_pool(pool, local, aiohttp_client):
+    runner = RayRunner(pool)
+    runner.close = lambda: None  # the module's pool outlives this server
+    # Two free slots take the first job of each prompt (each reserved on an idle worker); the
+    # second job of the first prompt waits for the worker that encodes that prompt.
+    sweep = {"axes": [{"input": "pos.text", "values": ["an orange hexagon", "a purple heart"]},
+                      {"input": "sampler.seed", "values": [51, 52]}]}
+    plan = plan_sweep(txt2img(MODEL), sweep, pool.settings)
+    pending = [Job(f"pick-{job.index}", job.workflow) for job in plan.jobs]
+    first = runner.pick(pending)
+    second = runner.pick([job for job in pending if job is not first])
+    assert (first, second) == (pending[0], pending[2])
+    held = {w.name for w in pool.workers if w.job is not None and w.job.held}
+    assert len(held) == 2  # one job reserved on each worker
+    for job in (first, second):
+        runner.interrupt(job)  # a reserved job is cancelled
+    assert not any(w.job is not None for w in pool.workers)
+
+    client = await aiohttp_client(create_app(pool.settings, runner=runner))
+    ws = await client.ws_connect("/ws")
+    await ws.receive_json(timeout=5)  # the queue greeting
+    response = await client.post("/api/sweep", json={"workflow": txt2img(MODEL), "sweep": sweep})
+    assert response.status == 200, await response.text()
+    queued = await response.json()
+    events, workers_seen = [], set()
+    while not events or events[-1]["type"] != "sweep_finished":
+        events.append(await ws.receive_json(timeout=120))
+        running = (await (await client.get("/api/queue")).json())["running_jobs"]
+        workers_seen |= {job["worker"] for job in running if job["worker"]}
+    for job_id, planned in zip(queued["job_ids"], plan.jobs):
+        job = await (await client.get(f"/api/history/{job_id}")).json()
+        assert job["status"] == "success" and job["worker"] in {w.name for w in pool.workers}
+        [image] = job["images"]
+        served = await client.get(image["url"])
+        assert await served.read() == reference_png(local, planned.workflow)
+        mine = [e for e in events if e["job_id"] == job_id and not e["type"].startswith("sweep_")]
+        kinds = [e["type"] for e in mine]
+        assert kinds[0] == "started" and kinds[-1] == "finished" and "progress" in kinds and "preview" in kinds
+        assert [e["images"] for e in mine if e["type"] == "executed" and e["node_id"] == "save"] == [[image]]
+    assert workers_seen and workers_seen <= {w.name for w in pool.workers}  # the queue names each job's worker
+    assert events[-1]["counts"] == {"success": 4} and events[-1]["grid"]["url"]
+
+    # Interrupt reaches the job on its worker.
+    long = await (await client.post("/api/queue", json={"workflow": txt2img(MODEL, seed=53, steps=200)})).json()
+    while (await ws.receive_json(timeout=120))["type"] != "progress":
+        pass
+    assert (await (await client.post("/api/interrupt", json={"job_id": long["job_id"]})).json()) == {
+        "interrupted": long["job_id"]}
+    job = await wait_job(client, long["job_id"])
+    assert job["status"] == "interrupted" and job["nodes"].get("sampler") is None

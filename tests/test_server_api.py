@@ -105,7 +105,7 @@ async def test_invalid_workflow_is_refused_with_all_errors_and_nothing_is_queued
     body = await response.json()
     assert {(e["node_id"], e["input"]) for e in body["errors"]} == {("sampler", "steps"), ("sampler", "cfg")}
     assert "error" in body
-    assert (await (await client.get("/api/queue")).json()) == {"running": None, "pending": []}
+    assert (await (await client.get("/api/queue")).json()) == {"running": None, "running_jobs": [], "pending": []}
     assert (await (await client.get("/api/history")).json())["jobs"] == []
     assert (await client.post("/api/queue", json=["no"])).status == 400
 
@@ -150,7 +150,7 @@ async def test_cancel_a_pending_job_clear_the_queue_and_interrupt_the_running_on
     assert (await wait_job(client, long["job_id"]))["status"] == "interrupted"
     for job in (second, third):
         assert (await wait_job(client, job["job_id"]))["status"] == "cancelled"
-    assert (await (await client.get("/api/queue")).json()) == {"running": None, "pending": []}
+    assert (await (await client.get("/api/queue")).json()) == {"running": None, "running_jobs": [], "pending": []}
 
 
 async def test_upload_stores_a_decodable_image_under_a_safe_generated_name(client, settings):
@@ -285,7 +285,9 @@ async def test_jobs_a_stopped_server_left_unfinished_are_recorded_as_such(aiohtt
     client = await aiohttp_client(create_app(settings))
     running = await (await client.get("/api/history/was-running")).json()
     assert running["status"] == "interrupted" and "stopped" in running["errors"][0]["message"]
-    assert (await (await client.get("/api/history/was-pending")).json())["status"] == "cancelled"
+    # A pending job is still queued: it runs without being queued again (issue 20's durable queue).
+    assert (await wait_job(client, "was-pending"))["status"] == "success"
+    assert (await (await client.get("/api/history/was-running")).json())["attempts"] == 0  # not run again
 
 
 async def test_openapi_document_lists_every_route(client):
