@@ -120,7 +120,7 @@ def main() -> None:
         # One pool at a time (each holds its GPUs): pools run one after the other, not interleaved.
         gpus = torch.cuda.device_count()
         n = args.workers or gpus
-        ray.init(num_gpus=gpus, include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address="local", num_gpus=gpus, include_dashboard=False, logging_level=logging.WARNING)
         phases = [[lambda: PoolConfig("Ray, 1 GPU worker", folders(root / "p1", "cuda"), 1, 1)],
                   [lambda: PoolConfig(f"Ray, {n} GPU workers", folders(root / "pn", "cuda"), n, 1)],
                   [lambda: PoolConfig(f"Ray, {n} GPU workers, FIFO", folders(root / "pf", "cuda"), n, 1, fifo=True)]]
@@ -130,7 +130,7 @@ def main() -> None:
         # Ray runs its workers at niceness 15: the one-process rows run at the same, so that a CPU
         # shared with other programs treats both alike.
         os.nice(15 - os.nice(0))
-        ray.init(num_cpus=1 + 2 * n, include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address="local", num_cpus=1 + 2 * n, include_dashboard=False, logging_level=logging.WARNING)
         phases = [[lambda: LocalConfig("one process, 1 thread", folders(root / "l1", "cpu"), 1),
                    lambda: LocalConfig(f"one process, {n} threads", folders(root / "ln", "cpu"), n),
                    lambda: PoolConfig("Ray, 1 worker x 1 thread", folders(root / "p1", "cpu"), 1, 1),

@@ -3,9 +3,9 @@
 Each worker (graph.ray_worker) is a Ray actor owning one Executor on one GPU or one CPU slot, so its
 loaded models and cached results stay between jobs. The driver validates a job and computes its
 nodes' cache keys with the workers' salt (no model is loaded), then places it by cache affinity
-(graph.placement). One driver thread per worker streams the job's events back, writes the PNGs it
-saved into the driver's output folder (byte for byte as the worker made them), and hands the
-outcome over exactly as Executor.run would: a RunResult, or WorkflowInvalid / NodeError /
+(graph.placement). One driver thread per worker fetches the job's events as they come, writes the
+PNGs it saved into the driver's output folder (byte for byte as the worker made them), and hands
+the outcome over exactly as Executor.run would: a RunResult, or WorkflowInvalid / NodeError /
 Interrupted carrying `.result`.
 
 Faults: a worker that dies (its process killed, its node lost) is replaced by a new one, and the
@@ -16,7 +16,6 @@ is left and none can be started, the waiting jobs fail with that reason.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
@@ -112,8 +111,10 @@ def start_ray(address: str, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     options = {"include_dashboard": False, "logging_level": logging.WARNING}
-    if address == "auto":
-        ray.init(num_cpus=None if os.environ.get("RAY_ADDRESS") else num_cpus or os.cpu_count(), **options)
+    if address == "auto" and os.environ.get("RAY_ADDRESS"):  # inside a Ray job: its cluster
+        ray.init(**options)
+    elif address == "auto":  # a new runtime, even where `ray start` left one running
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **options)
     else:
         ray.init(address=address, **options)
     return True
@@ -385,13 +386,14 @@ class RayPool:
         if job.on_start is not None:
             job.on_start(worker.name)
         try:
-            for ref in worker.actor.run.remote(job.job_id, job.workflow, job.inputs):
-                event = ray.get(ref)
-                started = True
-                if event["type"] == DONE:
-                    self._finish(worker, job, event)
-                    return True
-                self._forward(worker, job, event)
+            ray.get(worker.actor.start.remote(job.job_id, job.workflow, job.inputs))
+            while True:
+                for event in ray.get(worker.actor.events.remote(job.job_id)):
+                    started = True
+                    if event["type"] == DONE:
+                        self._finish(worker, job, event)
+                        return True
+                    self._forward(worker, job, event)
         except RayActorError as exc:
             self._lost(worker, job, started, exc)
             return False
@@ -538,9 +540,8 @@ class RayPool:
             log.exception("job %s: event listener failed on %s", job.job_id, event.get("type"))
 
 
-@functools.cache
 def _actor_class():
-    return ray.remote(ExecutorWorker)
+    return ray.remote(ExecutorWorker)  # made after ray.init: under Ray Client it is a client class
 
 
 def _device_and_dtype(settings: Settings, device: str):

@@ -4,8 +4,9 @@ The worker keeps its Executor, so loaded models and cached intermediate results 
 between jobs. It needs no shared filesystem but for the models folder: the driver sends the job's
 input images along with it, and the images the job saves come back as PNG bytes (written into a
 private scratch folder first, then read and deleted), which the driver writes into its own output
-folder. A job's events stream back as they happen (a Ray streaming generator); the last one,
-`_done`, carries the outcome, the node report and what the worker now holds.
+folder. A job runs in a thread of the worker; the driver fetches its events as they come (a long poll,
+which also works through Ray Client, where streaming generators do not); the last one, `_done`,
+carries the outcome, the node report and what the worker now holds.
 
 The actor is threaded (see ray_pool), so `interrupt` and `holdings` are answered while a job runs.
 """
@@ -18,7 +19,6 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -47,6 +47,7 @@ class ExecutorWorker:
         self.executor = Executor(Settings(**{**settings, **folders}), previews=previews)
         self._interrupt_for: str | None = None  # the job id an interrupt was asked for
         self._running: str | None = None
+        self._events: dict[str, queue.Queue] = {}  # job id -> its events not yet fetched
         self._labels: dict[str, str] = {}  # loaded model key -> what it is, for reports
 
     def info(self) -> dict:
@@ -74,20 +75,28 @@ class ExecutorWorker:
         self._labels = {key: label for key, label in self._labels.items() if key in models}
         return {"models": models, "results": results}
 
-    def run(self, job_id: str, workflow: dict, inputs: dict[str, bytes]) -> Iterator[dict]:
-        """Run one job, yielding its events; `inputs`: the input images it reads, by name."""
+    def start(self, job_id: str, workflow: dict, inputs: dict[str, bytes]) -> None:
+        """Start one job (in a thread of its own); `inputs`: the input images it reads, by name."""
         for name, data in inputs.items():
             path = self.executor.settings.input / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        events: queue.Queue = queue.Queue()
-        thread = threading.Thread(target=self._run, args=(job_id, workflow, events.put), daemon=True)
-        thread.start()
-        while True:
-            event = events.get()
-            yield event
-            if event["type"] == DONE:
-                return
+        self._events[job_id] = events = queue.Queue()
+        threading.Thread(target=self._run, args=(job_id, workflow, events.put), daemon=True).start()
+
+    def events(self, job_id: str, wait: float = 1.0) -> list[dict]:
+        """The job's events since the last call, waiting up to `wait` seconds for the first; the
+        last one of a job is `_done`."""
+        events = self._events[job_id]
+        try:
+            batch = [events.get(timeout=wait)]
+        except queue.Empty:
+            return []
+        while batch[-1]["type"] != DONE and not events.empty():
+            batch.append(events.get_nowait())
+        if batch[-1]["type"] == DONE:
+            del self._events[job_id]
+        return batch
 
     def _run(self, job_id: str, workflow: dict, put) -> None:
         done: dict = {"type": DONE, "status": "success", "errors": []}

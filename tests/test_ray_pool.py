@@ -44,7 +44,7 @@ def folders(root: Path) -> Settings:
 @pytest.fixture(scope="module")
 def cluster():
     # Four logical CPUs: the pool's two workers, a replacement, and the command-line test's worker.
-    ray.init(num_cpus=4, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, logging_level=logging.WARNING)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
