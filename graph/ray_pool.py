@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 Event = dict
 MAX_CPU_WORKERS = 4  # default on a CPU-only cluster: a few workers with several threads each
 START_TRIES = 3  # a worker slot whose replacement fails this many times in a row is given up
+KEPT = 10_000  # finished jobs the report covers (a long-running server forgets older ones)
 _COUNTER = re.compile(r"_\d+_\.png$")
 
 
@@ -95,7 +97,7 @@ class Worker:
     info: dict = field(default_factory=dict)  # pid, host, device... once started
     job: PoolJob | None = None
     alive: bool = True
-    jobs: list[str] = field(default_factory=list)  # ids of the jobs it ran
+    jobs: deque[str] = field(default_factory=lambda: deque(maxlen=KEPT))  # ids of the jobs it ran (the last)
     executed: int = 0  # nodes it computed
     cached: int = 0  # nodes it served from its cache
     models: dict[str, str] = field(default_factory=dict)  # loaded model key -> what it is
@@ -145,7 +147,7 @@ class RayPool:
         self.costs = NodeCosts()
         self.workers: list[Worker] = []
         self.lost: list[dict] = []  # workers that died: name, pid, job, reason
-        self.finished: list[PoolJob] = []
+        self.finished: deque[PoolJob] = deque(maxlen=KEPT)
         self.affinity_placements = 0  # jobs placed on a worker that held some of their work
         self._pending: list[PoolJob] = []
         self._changed = threading.Condition()
@@ -279,9 +281,10 @@ class RayPool:
             return next((w.name for w in self.workers if w.job is not None and w.job.job_id == job_id), None)
 
     def report(self) -> dict:
-        """Who ran what and what the placement saved: the node hit rate (nodes served from a worker's
-        cache / nodes of all jobs), the nodes computed against the distinct ones (what one worker with
-        room for everything would compute), and per worker its jobs and what it holds."""
+        """Who ran what and what the placement saved, over the last KEPT jobs: the node hit rate (nodes
+        served from a worker's cache / nodes of all jobs), the nodes computed against the distinct
+        ones (what one worker with room for everything would compute), and per worker its jobs and
+        what it holds."""
         with self._changed:
             done = [j for j in self.finished if j.result is not None]
             nodes = sum(len(j.result.report) for j in done)
@@ -366,6 +369,9 @@ class RayPool:
                 self._start_failures += 1
                 self._retire(worker, f"did not start: {exc}", replace=self._start_failures < START_TRIES)
             return
+        if worker.info.get("salt") != self._salt():  # its cache keys would never match the driver's
+            log.warning("worker %s computes on %s, the driver keys jobs for %s: placement by cache affinity "
+                        "will not find its work", worker.name, worker.info.get("salt"), self._salt())
         with self._changed:
             self._start_failures = 0
             worker.view.ready = True
@@ -459,6 +465,10 @@ class RayPool:
         with self._changed:
             worker.view.models, worker.view.results = set(holdings["models"]), set(holdings["results"])
             worker.models = dict(holdings["models"])
+        with self._files:  # forget the images of results the worker no longer holds
+            for name, key in [k for k in self._images if k[0] == worker.name and k[1] not in worker.view.results]:
+                del self._images[(name, key)]
+        with self._changed:
             for r in report:
                 if r.status == "executed":
                     self.costs.record(r.node_type, r.seconds)
@@ -529,6 +539,7 @@ class RayPool:
     def _end(self, job: PoolJob, status: str, result: RunResult | None = None,
              error: Exception | None = None) -> None:  # with the lock held
         job.status, job.result, job.error = status, result, error
+        job.inputs = {}
         self.finished.append(job)
         job.done.set()
         self._changed.notify_all()
