@@ -34,6 +34,7 @@ from latentgraph.graph.settings import Settings
 from latentgraph.graph.workflow import WorkflowFormatError, is_link, load_workflow
 
 MAX_JOBS = 10_000  # a bigger sweep must be confirmed (`--yes`, `confirm`)
+HARD_LIMIT = 100_000  # and none may be bigger than this: every job is planned (and queued) up front
 REPEAT_AXIS = "repeat"
 
 
@@ -174,21 +175,28 @@ def parse_values(text: str) -> list:
     if ".." in stripped:
         ends, _, step = stripped.partition(":")
         start, _, stop = ends.partition("..")
-        try:
+        if all(_is_number(part) for part in (start, stop, step or "1")):
             return number_range(start, stop, step or "1")
-        except ValueError:
-            pass  # not numbers: ordinary text
     return [value.strip() for value in text.split(",")]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def number_range(start: str, stop: str, step: str) -> list:
+    """FROM..TO:STEP, both ends included; whole numbers stay whole."""
     whole = all(part.strip().lstrip("+-").isdigit() for part in (start, stop, step))
     first, last, by = (int(x) for x in (start, stop, step)) if whole else (float(x) for x in (start, stop, step))
     if by == 0 or (last - first) / by < 0:
-        raise ValueError("an empty range")
+        raise ValueError(f"the range {start}..{stop}:{step} is empty")
     count = int(math.floor((last - first) / by + 1e-9)) + 1
-    if count > MAX_JOBS:
-        raise ValueError("too many values")
+    if count > HARD_LIMIT:
+        raise ValueError(f"the range {start}..{stop}:{step} has more than {HARD_LIMIT:,} values")
     return [first + k * by if whole else round(first + k * by, 10) for k in range(count)]
 
 
@@ -273,7 +281,10 @@ def plan_sweep(workflow: Any, sweep: Any, settings: Settings, *, confirm: bool =
     errors: list[GraphError] = []
     if not sweep.axes and sweep.repeat == 1:
         errors.append(SweepError("empty_axis", "sweep: no axes and no repeat: nothing to sweep"))
-    if sweep.jobs > max_jobs and not confirm:
+    if sweep.jobs > HARD_LIMIT:
+        errors.append(SweepError("too_many_jobs", f"sweep: {sweep.jobs:,} jobs, more than the {HARD_LIMIT:,} a sweep "
+                                                  "may have; split it"))
+    elif sweep.jobs > max_jobs and not confirm:
         errors.append(SweepError("too_many_jobs", f"sweep: {sweep.jobs:,} jobs, more than {max_jobs:,}: confirm it "
                                                   "(--yes on the command line, \"confirm\": true over HTTP)"))
 
