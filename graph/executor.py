@@ -97,12 +97,13 @@ class Executor:
         self.settings = settings or Settings()
         self.device = self.settings.torch_device()
         self.dtype = self.settings.torch_dtype()
+        self.settings.apply_threads()
         self.cache = cache_mod.ResultCache(*self.settings.budgets())
         self.previews = previews
         self._interrupt = threading.Event()
         self._lock = threading.Lock()  # one run at a time
         # Cache keys depend on where and how results were computed.
-        self._salt = f"{self.device.type}:{self.dtype}"
+        self._salt = f"{self.device.type}:{self.dtype}" + (":compiled" if self.settings.compile else "")
 
     def interrupt(self) -> None:
         self._interrupt.set()
@@ -225,6 +226,6 @@ class Executor:
                     path = folders.resolve_file(self.settings, inp.file_folder, node.values[inp.name])
                     files[inp.name] = cache_mod.file_digest(path) if path is not None else "missing"
             upstream = {name: (keys[src], out) for name, (src, out) in node.links.items()}
-            keys[node_id] = cache_mod.node_key(node.spec.name, node.spec.version, node.values, upstream, files,
+            keys[node_id] = cache_mod.node_key(node.spec.name, node.spec.cache_version, node.values, upstream, files,
                                                self._salt)
         return keys
