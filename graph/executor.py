@@ -135,6 +135,14 @@ class Executor:
                 raise WorkflowInvalid(errors)
             return self._execute(doc, plan, emit)
 
+    def sweep(self, workflow: Any, sweep: Any, **options):
+        """Run every job of a sweep (see `latentgraph.graph.sweep`) with this executor's cache, the
+        jobs ordered so that shared upstream work runs once. Options: on_event, on_job, confirm,
+        max_jobs. Returns a SweepResult: per-job results, `totals()`, `report()`, `save_grid(path)`."""
+        from latentgraph.graph.sweep import run_sweep
+
+        return run_sweep(self, workflow, sweep, **options)
+
     def _execute(self, doc: dict, plan: Plan, emit: Callable[[Event], None]) -> RunResult:
         result = RunResult(workflow=doc)
         started = time.perf_counter()
