@@ -29,6 +29,12 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
                              "CUDA, 1/8 of RAM up to 4GB on CPU)")
     parser.add_argument("--model-budget", metavar="SIZE",
                         help="memory for loaded checkpoints (default: 3/5 of GPU memory, or half the RAM)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch CPU threads (default: torch's, one per core); on a CPU shared with other "
+                             "work, 1 per concurrent job is often faster")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet and VAE decoder (compiled once per model and size, then "
+                             "reused; pays off over many runs, mostly on a GPU)")
 
 
 def _settings(args):
@@ -36,7 +42,7 @@ def _settings(args):
 
     options = {name: getattr(args, name) for name in ("models", "input", "output", "temp")
                if getattr(args, name, None)}
-    for name in ("device", "dtype", "cache_budget", "model_budget"):
+    for name in ("device", "dtype", "cache_budget", "model_budget", "threads", "compile"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     return Settings(**options)
@@ -105,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = commands.add_parser("nodes", help="list the node types")
     nodes.add_argument("--json", action="store_true", help="print the JSON node catalog the editor reads")
     nodes.add_argument("--markdown", action="store_true", help="print the node reference (docs/nodes.md)")
+    nodes.add_argument("--packs", action="store_true", help="list the installed node packs and their node types, "
+                                                            "and the packs left out with the reason")
     _folder_options(nodes)
 
     serve = commands.add_parser("serve", help="serve the browser editor and the HTTP API")
@@ -155,32 +163,57 @@ def parse_override(text: str) -> tuple[str, str, str]:
 
 
 def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str]]:
-    """Set inputs from --set options. Returns (problems, the overrides whose node this workflow lacks)."""
-    from latentgraph.graph.targets import find_nodes, typed
-    from latentgraph.nodes import registry
+    """Set inputs from --set options. Returns (problems, the overrides whose node this workflow lacks).
 
+    NODE is a node id or title; a Subgraph node's inputs are set like any node's. An inner node of a
+    subgraph is named by its path ("5/1") or title: the workflow is then flattened (after the
+    overrides of the outer nodes), so that the change applies to that one use of the subgraph."""
+    from latentgraph.graph.subgraphs import expand, has_subgraphs
+
+    problems, absent = _overrides(doc, overrides)
+    if absent and has_subgraphs(doc):
+        expansion = expand(doc)
+        if expansion.errors:
+            problems += [f"--set {text}: the workflow's subgraphs cannot be expanded: {expansion.errors[0]}"
+                         for text in sorted(absent)]
+            return problems, set()
+        doc.clear()
+        doc.update(expansion.doc)
+        inner_problems, absent = _overrides(doc, sorted(absent))
+        problems += inner_problems
+    return problems, absent
+
+
+def _overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str]]:
     problems, absent = [], set()
     for text in overrides:
-        node_ref, name, raw = parse_override(text)
-        matches = find_nodes(doc, node_ref)
-        if not matches:
+        problem = _override(doc, text)
+        if problem == "absent":
             absent.add(text)
-            continue
-        if len(matches) > 1:
-            problems.append(f"--set {text}: several nodes are titled {node_ref!r}; use a node id")
-            continue
-        node = doc["nodes"][matches[0]]
-        spec = registry().get(node.get("type"))
-        inp = spec.input(name) if spec else None
-        value: object = raw
-        if inp is not None:
-            try:
-                value = typed(inp, raw)
-            except ValueError:
-                problems.append(f"--set {text}: {raw!r} is not a valid {inp.type} for input {name!r}")
-                continue
-        node.setdefault("inputs", {})[name] = value  # an unknown input name is reported by validation
+        elif problem:
+            problems.append(problem)
     return problems, absent
+
+
+def _override(doc: dict, text: str) -> str | None:
+    """Apply one --set: None, a problem, or "absent" when the workflow has no such node."""
+    from latentgraph.graph.subgraphs import input_type
+    from latentgraph.graph.targets import find_nodes, typed
+
+    node_ref, name, raw = parse_override(text)
+    matches = find_nodes(doc, node_ref)
+    if not matches:
+        return "absent"
+    if len(matches) > 1:
+        return f"--set {text}: several nodes are titled {node_ref!r}; use a node id"
+    node = doc["nodes"][matches[0]]
+    kind = input_type(doc, node, name)
+    try:
+        value = typed(kind, raw)
+    except ValueError:
+        return f"--set {text}: {raw!r} is not a valid {kind} for input {name!r}"
+    node.setdefault("inputs", {})[name] = value  # an unknown input name is reported by validation
+    return None
 
 
 def load_all(paths: list[str], overrides: list[str]) -> tuple[list[tuple[str, dict | None, list[str]]], list[str]]:
@@ -346,6 +379,8 @@ def cmd_nodes(args) -> int:
 
     settings = _settings(args)
     registry()
+    if args.packs:
+        return print_packs()
     document = catalog(lambda inp: folders.resolve_choices(settings, inp.choices_from))
     if args.json:
         print(json.dumps(document, indent=2))
@@ -362,6 +397,18 @@ def cmd_nodes(args) -> int:
             ins = ", ".join(f"{i['name']}:{i['type']}" for i in spec["inputs"])
             outs = ", ".join(o["type"] for o in spec["outputs"]) or "-"
             print(f"  {spec['name']}({ins}) -> {outs}")
+    return 0
+
+
+def print_packs() -> int:
+    from latentgraph.nodes import packs
+
+    if not packs.PACKS:
+        print(f"no node packs installed (packages declaring the entry-point group {packs.GROUP!r})")
+    for pack in packs.loaded():
+        print(f"{pack.name} {pack.version} ({pack.entry_point}): {', '.join(pack.nodes)}")
+    for pack in packs.failed():
+        print(f"{pack.name} {pack.version} ({pack.entry_point}): left out: {pack.error}")
     return 0
 
 
@@ -400,7 +447,12 @@ def cmd_serve(args) -> int:
     except ValueError as error:
         print(f"latentgraph serve: --max-upload: {error}", file=sys.stderr)
         return 2
-    settings, runner = _settings(args), None
+    try:
+        settings = _settings(args)
+    except ValueError as error:
+        print(f"latentgraph serve: {error}", file=sys.stderr)
+        return 2
+    runner = None
     if args.ray:  # the jobs run on a Ray worker pool (docs/ray.md)
         try:
             from latentgraph.server.ray_runner import ray_runner

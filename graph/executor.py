@@ -97,11 +97,12 @@ class Executor:
         self.settings = settings or Settings()
         self.device = self.settings.torch_device()
         self.dtype = self.settings.torch_dtype()
+        self.settings.apply_threads()
         self.cache = cache_mod.ResultCache(*self.settings.budgets())
         self.previews = previews
         self._interrupt = threading.Event()
         self._lock = threading.Lock()  # one run at a time
-        self._salt = cache_salt(self.device, self.dtype)
+        self._salt = cache_salt(self.device, self.dtype, self.settings.compile)
 
     def interrupt(self) -> None:
         self._interrupt.set()
@@ -218,9 +219,9 @@ class Executor:
         return plan_keys(plan, order, self.settings, self._salt)
 
 
-def cache_salt(device: torch.device, dtype: torch.dtype) -> str:
+def cache_salt(device: torch.device, dtype: torch.dtype, compiled: bool = False) -> str:
     """Cache keys depend on where and how results were computed."""
-    return f"{device.type}:{dtype}"
+    return f"{device.type}:{dtype}" + (":compiled" if compiled else "")
 
 
 def plan_keys(plan: Plan, order: list[str], settings: Settings, salt: str) -> dict[str, str]:
@@ -234,5 +235,6 @@ def plan_keys(plan: Plan, order: list[str], settings: Settings, salt: str) -> di
                 path = folders.resolve_file(settings, inp.file_folder, node.values[inp.name])
                 files[inp.name] = cache_mod.file_digest(path) if path is not None else "missing"
         upstream = {name: (keys[src], out) for name, (src, out) in node.links.items()}
-        keys[node_id] = cache_mod.node_key(node.spec.name, node.spec.version, node.values, upstream, files, salt)
+        keys[node_id] = cache_mod.node_key(node.spec.name, node.spec.cache_version, node.values, upstream, files,
+                                           salt)
     return keys

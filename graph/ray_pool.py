@@ -16,6 +16,7 @@ is left and none can be started, the waiting jobs fail with that reason.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -141,6 +142,7 @@ class RayPool:
     def __init__(self, settings: Settings, address: str = "auto", workers: int | None = None,
                  threads: int | None = None, previews: bool = False, max_reruns: int = 1):
         self.settings = settings
+        threads = threads or settings.threads  # --worker-threads, else --threads
         self.started_ray = start_ray(address, (workers or 0) * (threads or 0) or None)
         self.size, self.threads, self.gpus = default_layout(settings, workers, threads)
         self.previews, self.max_reruns = previews, max_reruns
@@ -343,14 +345,16 @@ class RayPool:
         from latentgraph.graph.executor import cache_salt
 
         device = "cuda" if self.gpus else "cpu"
-        return cache_salt(*_device_and_dtype(self.settings, device))
+        return cache_salt(*_device_and_dtype(self.settings, device), self.settings.compile)
 
     def _add_worker(self) -> Worker:
         self._names += 1
         name = f"w{self._names}"
-        settings = {"models": str(self.settings.models), "device": "cuda" if self.gpus else "cpu",
-                    "dtype": self.settings.dtype, "cache_budget": self.settings.cache_budget,
-                    "model_budget": self.settings.model_budget}
+        # The driver's settings but the device and threads; the folders are the worker's own.
+        settings = {**dataclasses.asdict(self.settings), "models": str(self.settings.models),
+                    "device": "cuda" if self.gpus else "cpu", "threads": self.threads}
+        for folder in ("input", "output", "temp"):
+            settings.pop(folder)
         actor = _actor_class().options(
             num_cpus=self.threads, num_gpus=1 if self.gpus else 0, max_concurrency=4, max_restarts=0,
         ).remote(name, settings, self.threads, self.previews)

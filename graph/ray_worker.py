@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from latentgraph.graph.errors import GraphError, Interrupted, NodeError, WorkflowInvalid
-from latentgraph.graph.executor import Executor, RunResult, cache_salt
+from latentgraph.graph.executor import Executor, RunResult
 from latentgraph.graph.settings import Settings
 
 DONE = "_done"  # the type of a job's last event
@@ -56,7 +56,7 @@ class ExecutorWorker:
         return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
                 "ip": ray.util.get_node_ip_address(), "device": str(self.executor.device),
                 "dtype": str(self.executor.dtype).removeprefix("torch."),
-                "salt": cache_salt(self.executor.device, self.executor.dtype),
+                "salt": self.executor._salt,
                 "threads": self.threads, "gpus": [str(g) for g in ray.get_gpu_ids()]}
 
     def interrupt(self, job_id: str) -> None:

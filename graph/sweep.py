@@ -34,6 +34,7 @@ from latentgraph.graph.settings import Settings
 from latentgraph.graph.workflow import WorkflowFormatError, is_link, load_workflow
 
 MAX_JOBS = 10_000  # a bigger sweep must be confirmed (`--yes`, `confirm`)
+HARD_LIMIT = 100_000  # and none may be bigger than this: every job is planned (and queued) up front
 REPEAT_AXIS = "repeat"
 
 
@@ -174,21 +175,28 @@ def parse_values(text: str) -> list:
     if ".." in stripped:
         ends, _, step = stripped.partition(":")
         start, _, stop = ends.partition("..")
-        try:
+        if all(_is_number(part) for part in (start, stop, step or "1")):
             return number_range(start, stop, step or "1")
-        except ValueError:
-            pass  # not numbers: ordinary text
     return [value.strip() for value in text.split(",")]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def number_range(start: str, stop: str, step: str) -> list:
+    """FROM..TO:STEP, both ends included; whole numbers stay whole."""
     whole = all(part.strip().lstrip("+-").isdigit() for part in (start, stop, step))
     first, last, by = (int(x) for x in (start, stop, step)) if whole else (float(x) for x in (start, stop, step))
     if by == 0 or (last - first) / by < 0:
-        raise ValueError("an empty range")
+        raise ValueError(f"the range {start}..{stop}:{step} is empty")
     count = int(math.floor((last - first) / by + 1e-9)) + 1
-    if count > MAX_JOBS:
-        raise ValueError("too many values")
+    if count > HARD_LIMIT:
+        raise ValueError(f"the range {start}..{stop}:{step} has more than {HARD_LIMIT:,} values")
     return [first + k * by if whole else round(first + k * by, 10) for k in range(count)]
 
 
@@ -238,8 +246,8 @@ class GridAxis:
 @dataclass
 class SweepPlan:
     sweep: Sweep
-    workflow: dict  # the workflow the sweep changes (our format)
-    jobs: list[SweepJob]  # in run order
+    workflow: dict  # the workflow the sweep changes (our format, as given: subgraphs not expanded)
+    jobs: list[SweepJob]  # in run order (their workflows flat)
     axes: list[GridAxis]  # the grid's axes: the sweep's, then the repeat (x, y, then z...)
     slowest_first: list[int]  # grid axes in the order they vary, slowest first
 
@@ -254,26 +262,48 @@ class _Target:
     axis: int
     text: str
     node_id: str
-    spec: Any
-    inp: Any
+    spec: Any  # the node's NodeSpec; None for a Subgraph node's own input
+    inp: Any  # the Input (a Subgraph node's: made from its definition's declaration)
     values: list
+    outer: bool = True  # set on the workflow as written (before subgraphs expand), else on the flat one
+
+    @property
+    def node_type(self) -> str:
+        return self.spec.name if self.spec is not None else "Subgraph"
+
+    def plan_nodes(self, plan) -> set[str]:
+        """The nodes of the (flat) plan this input reaches."""
+        if self.spec is None:
+            return {n for n in plan.nodes if n.startswith(self.node_id + "/")}
+        return {self.node_id} if self.node_id in plan.nodes else set()
 
 
 def plan_sweep(workflow: Any, sweep: Any, settings: Settings, *, confirm: bool = False,
                max_jobs: int = MAX_JOBS) -> SweepPlan:
     """Check a sweep against its workflow and list its jobs in run order. Raises SweepInvalid with
-    every problem (the sweep's, each naming axis and value, and the workflow's)."""
+    every problem (the sweep's, each naming axis and value, and the workflow's).
+
+    In a workflow with subgraphs, NODE is a node as written (a Subgraph node's inputs included) or
+    an inner node by its path ("5/1") or title; each job's workflow is the flat one."""
+    from latentgraph.graph.subgraphs import expand
     from latentgraph.graph.validate import check_value, validate
 
     try:
-        doc = load_workflow(workflow)
+        original = load_workflow(workflow)
     except WorkflowFormatError as exc:
         raise SweepInvalid([GraphError("bad_format", f"workflow: {exc}")]) from None
+    expansion = expand(original)
+    if expansion.errors:
+        raise SweepInvalid(expansion.report([]))
+    flat = expansion.doc
     sweep = Sweep.from_json(sweep)
     errors: list[GraphError] = []
     if not sweep.axes and sweep.repeat == 1:
         errors.append(SweepError("empty_axis", "sweep: no axes and no repeat: nothing to sweep"))
-    if sweep.jobs > max_jobs and not confirm:
+    if sweep.jobs > HARD_LIMIT:
+        errors.append(SweepError("too_many_jobs", f"sweep: {sweep.jobs:,} jobs, more than the {HARD_LIMIT:,} a sweep "
+                                                  "may have; split it"))
+    elif sweep.jobs > max_jobs and not confirm:
         errors.append(SweepError("too_many_jobs", f"sweep: {sweep.jobs:,} jobs, more than {max_jobs:,}: confirm it "
                                                   "(--yes on the command line, \"confirm\": true over HTTP)"))
 
@@ -288,57 +318,96 @@ def plan_sweep(workflow: Any, sweep: Any, settings: Settings, *, confirm: bool =
         for text, values in axis.inputs.items():
             where = f"sweep axis {a + 1} ({text})"
             try:
-                node_id, spec, inp = targets.resolve(doc, text)
+                target = _resolve(original, flat, a, text)
             except targets.TargetError as exc:
                 errors.append(SweepError(exc.kind, f"sweep axis {a + 1}: {exc}", axis=a))
                 continue
+            node_id, inp = target.node_id, target.inp
             if (node_id, inp.name) in seen:
-                errors.append(SweepError("duplicate_input", f"{where}: {spec.name} '{node_id}', input '{inp.name}' "
-                                                            f"is already swept by axis {seen[node_id, inp.name] + 1}",
-                                         node_id, spec.name, inp.name, axis=a))
+                errors.append(SweepError("duplicate_input", f"{where}: {target.node_type} '{node_id}', input "
+                                                            f"'{inp.name}' is already swept by axis "
+                                                            f"{seen[node_id, inp.name] + 1}",
+                                         node_id, target.node_type, inp.name, axis=a))
                 continue
             seen[node_id, inp.name] = a
-            typed_values = []
             for v, raw in enumerate(values):
                 value, problem = _typed(inp, raw)
-                if problem is None:
-                    problem = next(iter(check_value(spec, node_id, inp, value, settings)), None)
+                if problem is None and target.spec is not None:
+                    problem = next(iter(check_value(target.spec, node_id, inp, value, settings)), None)
+                elif problem is None:  # a Subgraph node's input: checked where its value goes
+                    doc = copy.deepcopy(original)
+                    doc["nodes"][node_id].setdefault("inputs", {})[inp.name] = value
+                    problem = next((e for e in validate(doc, settings)[1]
+                                    if (e.node_id, e.input) == (node_id, inp.name)), None)
                 if problem is not None:
                     errors.append(SweepError(problem.kind, f"{where}, value {v + 1} ({shown(raw)}): {problem}",
-                                             node_id, spec.name, inp.name, axis=a, value=v))
-                typed_values.append(value)
-            found.append(_Target(a, text, node_id, spec, inp, typed_values))
+                                             node_id, target.node_type, inp.name, axis=a, value=v))
+                target.values.append(value)
+            found.append(target)
     if errors:
         raise SweepInvalid(errors)
 
     # The workflow as the first job runs it (the sweep may set what the saved workflow lacks).
-    first = copy.deepcopy(doc)
-    for target in found:
-        first["nodes"][target.node_id].setdefault("inputs", {})[target.inp.name] = target.values[0]
-    plan, problems = validate(first, settings)
+    plan, problems = validate(_job_workflow(original, found, [0] * len(sweep.axes)), settings)
     if problems:
         raise SweepInvalid(problems)
     for target in found:
-        if target.node_id not in plan.nodes:
+        if not target.plan_nodes(plan):
             errors.append(SweepError("not_run", f"sweep axis {target.axis + 1} ({target.text}): node "
                                                 f"'{target.node_id}' does not run (muted, bypassed or not needed by "
                                                 "an output), so every value would give the same picture",
-                                     target.node_id, target.spec.name, target.inp.name, axis=target.axis))
-    seeds = _seed_targets(sweep, doc, plan, found, settings, errors)
+                                     target.node_id, target.node_type, target.inp.name, axis=target.axis))
+    seeds = _seed_targets(sweep, flat, plan, found, settings, errors)
     if errors:
         raise SweepInvalid(errors)
 
     axes = [GridAxis(axis.name, [axis.value_label(k) for k in range(axis.size)]) for axis in sweep.axes]
-    touched: list[set[str]] = [{t.node_id for t in found if t.axis == a} for a in range(len(sweep.axes))]
+    touched: list[set[str]] = [set().union(*(t.plan_nodes(plan) for t in found if t.axis == a))
+                               for a in range(len(sweep.axes))]
     if sweep.repeat > 1:
         axes.append(GridAxis(REPEAT_AXIS, [f"seed +{r}" for r in range(sweep.repeat)]))
         touched.append({t.node_id for t in seeds})
     slowest_first = _run_order(plan.graph, touched)
-    jobs = _expand(doc, sweep, found, seeds, plan, axes, slowest_first)
+    jobs = _expand(original, found, seeds, plan, axes, slowest_first)
     problems = _cross_checks(jobs, found, plan)
     if problems:
         raise SweepInvalid(problems)
-    return SweepPlan(sweep, doc, jobs, axes, slowest_first)
+    return SweepPlan(sweep, original, jobs, axes, slowest_first)
+
+
+def _resolve(original: dict, flat: dict, axis: int, text: str) -> _Target:
+    """What `text` names: a node of the workflow as written (a Subgraph node's own input too), else
+    an inner node of its flat form."""
+    from latentgraph.graph.subgraphs import declared, is_subgraph_node
+    from latentgraph.nodes.spec import Input
+
+    node_ref, name = targets.split_target(text)
+    matches = targets.find_nodes(original, node_ref)
+    if len(matches) == 1 and is_subgraph_node(original["nodes"][matches[0]]):
+        node_id = matches[0]
+        definition = (original.get("subgraphs") or {}).get(original["nodes"][node_id].get("subgraph")) or {}
+        inputs = declared(definition.get("inputs"))
+        if name not in inputs:
+            raise targets.TargetError("unknown_input", f"{text!r}: Subgraph '{node_id}' has no input {name!r} "
+                                                       f"(inputs: {', '.join(inputs) or 'none'})")
+        return _Target(axis, text, node_id, None, Input(name, inputs[name].get("type", "")), [])
+    if matches:
+        return _Target(axis, text, *targets.resolve(original, text), [])
+    return _Target(axis, text, *targets.resolve(flat, text), [], outer=False)
+
+
+def _job_workflow(original: dict, found: list[_Target], coords: list[int]) -> dict:
+    """A job's flat workflow: the workflow as written with the outer inputs set, expanded, then the
+    inner inputs set."""
+    from latentgraph.graph.subgraphs import expand, has_subgraphs
+
+    doc = copy.deepcopy(original)
+    for outer in (True, False):
+        if not outer and has_subgraphs(doc):
+            doc = expand(doc).doc
+        for target in (t for t in found if t.outer == outer):
+            doc["nodes"][target.node_id].setdefault("inputs", {})[target.inp.name] = target.values[coords[target.axis]]
+    return doc
 
 
 def _typed(inp, raw: Any) -> tuple[Any, GraphError | None]:
@@ -346,7 +415,7 @@ def _typed(inp, raw: Any) -> tuple[Any, GraphError | None]:
     if is_link(raw) or isinstance(raw, (list, dict)):
         return raw, GraphError("bad_value", "a sweep sets constant values, not links or lists")
     try:
-        return targets.typed(inp, raw), None
+        return targets.typed(inp.type, raw), None
     except ValueError:
         return raw, GraphError("bad_value", f"{raw!r} is not a valid {inp.type} for input {inp.name!r}")
 
@@ -398,21 +467,15 @@ def _run_order(graph: nx.DiGraph, touched: list[set[str]]) -> list[int]:
     return sorted(range(len(touched)), key=lambda a: (-reach(touched[a]), -a))
 
 
-def _expand(doc: dict, sweep: Sweep, found: list[_Target], seeds: list[_Target], plan, axes: list[GridAxis],
+def _expand(original: dict, found: list[_Target], seeds: list[_Target], plan, axes: list[GridAxis],
             slowest_first: list[int]) -> list[SweepJob]:
-    by_axis = {a: [t for t in found if t.axis == a] for a in range(len(sweep.axes))}
     jobs = []
     for index, picked in enumerate(itertools.product(*(range(len(axes[a].labels)) for a in slowest_first))):
         coords = [0] * len(axes)
         for a, k in zip(slowest_first, picked):
             coords[a] = k
-        workflow = copy.deepcopy(doc)
-        values: dict[str, Any] = {}
-        for a, axis_targets in by_axis.items():
-            for target in axis_targets:
-                value = target.values[coords[a]]
-                workflow["nodes"][target.node_id].setdefault("inputs", {})[target.inp.name] = value
-                values[target.text] = value
+        workflow = _job_workflow(original, found, coords)
+        values: dict[str, Any] = {t.text: t.values[coords[t.axis]] for t in found}
         if seeds:
             step = coords[-1]
             for seed in seeds:
@@ -426,7 +489,7 @@ def _expand(doc: dict, sweep: Sweep, found: list[_Target], seeds: list[_Target],
 
 def _cross_checks(jobs: list[SweepJob], found: list[_Target], plan) -> list[GraphError]:
     """Checks across a node's inputs (a sampler and its scheduler) for each combination the sweep makes."""
-    checked = {t.node_id for t in found if plan.nodes[t.node_id].spec.check}
+    checked = {t.node_id for t in found if t.node_id in plan.nodes and plan.nodes[t.node_id].spec.check}
     problems: dict[str, GraphError] = {}
     for job in jobs:
         for node_id in checked:

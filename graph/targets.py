@@ -56,19 +56,19 @@ def resolve(doc: dict, text: str):
     return node_id, spec, inp
 
 
-def typed(inp, raw: Any) -> Any:
-    """A value given as text converted to the input's type (numbers, booleans); other values as given.
-    Raises ValueError for text that is not of that type."""
+def typed(kind: str | None, raw: Any) -> Any:
+    """A value given as text converted to an input's type (`kind`: INT, FLOAT, BOOLEAN; others as
+    given). Raises ValueError for text that is not of that type."""
     from latentgraph.nodes.spec import BOOLEAN, FLOAT, INT
 
     if not isinstance(raw, str):
         return raw
     text = raw.strip()
-    if inp.type == INT:
+    if kind == INT:
         return int(text)
-    if inp.type == FLOAT:
+    if kind == FLOAT:
         return float(text)
-    if inp.type == BOOLEAN:
+    if kind == BOOLEAN:
         if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise ValueError(raw)
         return text.lower() in ("true", "1", "yes")

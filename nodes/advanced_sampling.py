@@ -13,8 +13,7 @@ diffusers' fractions themselves. See docs/sdxl.md.
 """
 from __future__ import annotations
 
-import torch
-
+from latentgraph.lazy import torch
 from latentgraph.nodes.sampling import (
     CFG_INPUT,
     MODEL_INPUT,

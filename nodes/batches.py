@@ -1,9 +1,8 @@
 """Batches of pictures and latents: joining, repeating, picking."""
 from __future__ import annotations
 
-import torch
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import torch
 from latentgraph.nodes.image import center_crop, resize
 from latentgraph.nodes.spec import IMAGE, INT, LATENT, Input, Output, node
 from latentgraph.nodes.values import Latent

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import math
 
-import torch
-
+from latentgraph.lazy import torch
 from latentgraph.nodes.image import UPSCALE_METHODS, rescale
 from latentgraph.nodes.masks import MAX_SIDE
 from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, MASK, Input, Output, node

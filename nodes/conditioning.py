@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
-
+from latentgraph.lazy import torch
 from latentgraph.nodes import folders, prompt_weights
 from latentgraph.nodes.embeddings import Embeddings, token_embedding
 from latentgraph.nodes.lora import clip_adapters

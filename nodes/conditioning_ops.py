@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
-import torch.nn.functional as F
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import F, torch
 from latentgraph.nodes.spec import COMBO, CONDITIONING, FLOAT, INT, MASK, Input, Output, node
 from latentgraph.nodes.values import Conditioning
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
-import torch.nn.functional as F
-from diffusers import ControlNetModel
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import F, torch
 from latentgraph.nodes import folders
 from latentgraph.nodes.image import center_crop
 from latentgraph.nodes.loaders import pickle_refusal
@@ -34,6 +31,8 @@ def controlnet_loader(ctx, control_net_name: str):
     if path is None:
         raise InputError("control_net_name", folders.not_found(ctx.settings, "controlnet", control_net_name))
     if path.is_dir():
+        from diffusers import ControlNetModel
+
         net = ControlNetModel.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True,
                                               local_files_only=True)
     else:

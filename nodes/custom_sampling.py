@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from diffusers import EulerDiscreteScheduler
-
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes.advanced_sampling import cut_at_step, entry_range
 from latentgraph.nodes.sampling import CFG_INPUT, MODEL_INPUT, new_schedule, run_entries, sampler_inputs, seed_input
@@ -97,6 +95,8 @@ def sample(ctx, model: DiffusionModel, noise: Noise, cfg: float, positive: Condi
 
 def check_range(config: dict, sigma_min: float, sigma_max: float) -> None:
     """diffusers' Karras and exponential grids span the model's own noise levels: hand-set ends must be those."""
+    from diffusers import EulerDiscreteScheduler
+
     table = EulerDiscreteScheduler.from_config(config).sigmas
     own = float(table[table > 0].min()), float(table.max())
     if any(abs(mine - theirs) > 1e-3 * theirs for mine, theirs in zip((sigma_min, sigma_max), own)):

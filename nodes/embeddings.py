@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import torch
 
 PATTERN = r"embedding:([^\s,()]+)"
 
@@ -43,6 +41,8 @@ class Embeddings:
 
     def _load(self, name: str, path: Path) -> dict[str, torch.Tensor]:
         if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
             return load_file(str(path))
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)

@@ -11,12 +11,11 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from latentgraph.graph.errors import InputError
 from latentgraph.graph.png_metadata import png_info
+from latentgraph.lazy import F, torch
 from latentgraph.nodes import folders
 from latentgraph.nodes.spec import BOOLEAN, COMBO, FLOAT, IMAGE, INT, MASK, STRING, Input, Output, node
 

@@ -1,10 +1,8 @@
 """Latents combined: one pasted into another (LatentComposite), two mixed (LatentBlend)."""
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import F, torch
 from latentgraph.nodes.image import center_crop, paste
 from latentgraph.nodes.masks import MAX_SIDE, fade_both_ends
 from latentgraph.nodes.spec import COMBO, FLOAT, INT, LATENT, Input, Output, node

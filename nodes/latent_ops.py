@@ -4,9 +4,8 @@ first's, and its batch spread over the first's, as ComfyUI does. An EmptyLatentI
 zeros (see latent_compose.concrete); alone it stays a canvas, only its size changes."""
 from __future__ import annotations
 
-import torch
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import torch
 from latentgraph.nodes.canvas import FLIPS, ROTATIONS, crop_inputs, image_crop
 from latentgraph.nodes.latent_compose import fitted_pair
 from latentgraph.nodes.spec import COMBO, FLOAT, LATENT, Input, Output, node

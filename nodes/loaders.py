@@ -1,11 +1,9 @@
 """Checkpoint loading: diffusers folders here, single-file .safetensors in `single_file`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes import folders
@@ -33,6 +31,9 @@ def assemble(name: str, unet, vae, tokenizers: list, encoders: list, scheduler_c
 
 def load_diffusers_folder(path: Path, device, dtype):
     """The components of a diffusers-format pipeline folder (safetensors weights only)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
     index = json.loads((path / "model_index.json").read_text())
     options = dict(torch_dtype=dtype, use_safetensors=True, local_files_only=True)
     for part in ("unet", "vae"):
@@ -89,7 +90,10 @@ def checkpoint_loader_simple(ctx, ckpt_name: str):
     path = folders.find_checkpoint(ctx.settings, ckpt_name)
     if path is None:
         raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found")
-    return load_checkpoint(path, ctx.device, ctx.dtype)
+    model, clip, vae = load_checkpoint(path, ctx.device, ctx.dtype)
+    if ctx.settings.compile:
+        model, vae = dataclasses.replace(model, compile=True), dataclasses.replace(vae, compile=True)
+    return model, clip, vae
 
 
 @node("VAELoader", category="loaders",
@@ -104,8 +108,10 @@ def vae_loader(ctx, vae_name: str):
     if path is None:
         raise InputError("vae_name", folders.not_found(ctx.settings, "vae", vae_name))
     if path.is_dir():
+        from diffusers import AutoencoderKL
+
         vae = AutoencoderKL.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True, local_files_only=True)
     else:
         from latentgraph.nodes import single_file
         vae = single_file.load_vae(path, ctx.dtype)
-    return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name),)
+    return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name, compile=ctx.settings.compile),)

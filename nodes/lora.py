@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-
-from diffusers.loaders import StableDiffusionLoraLoaderMixin, StableDiffusionXLLoraLoaderMixin
-from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft
-from diffusers.utils.peft_utils import _create_lora_config, set_adapter_layers, set_weights_and_activate_adapters
-from peft import inject_adapter_in_model, set_peft_model_state_dict
-from peft.tuners.tuners_utils import BaseTunerLayer
+import sys
 
 from latentgraph.graph.cache import file_digest
 from latentgraph.graph.errors import InputError
@@ -25,8 +20,11 @@ from latentgraph.nodes.values import DiffusionModel, TextEncoder
 
 
 def loaded_adapters(module) -> set[str]:
-    """Names of the LoRA adapters injected into a module."""
-    return {name for m in module.modules() if isinstance(m, BaseTunerLayer) for name in m.lora_A}
+    """Names of the LoRA adapters injected into a module (none while PEFT was never imported)."""
+    tuners = sys.modules.get("peft.tuners.tuners_utils")  # not imported here: a run without LoRAs never needs it
+    if tuners is None:
+        return set()
+    return {name for m in module.modules() if isinstance(m, tuners.BaseTunerLayer) for name in m.lora_A}
 
 
 @contextlib.contextmanager
@@ -35,6 +33,8 @@ def adapters_active(module, adapters: tuple):
     if not adapters and not loaded_adapters(module):
         yield
         return
+    from diffusers.utils.peft_utils import set_adapter_layers, set_weights_and_activate_adapters
+
     if adapters:
         set_adapter_layers(module, enabled=True)  # activating does not undo an earlier disable
         set_weights_and_activate_adapters(module, [n for n, _ in adapters], [w for _, w in adapters])
@@ -56,6 +56,8 @@ def clip_adapters(clip: TextEncoder):
 
 
 def _mixin(family: str):
+    from diffusers.loaders import StableDiffusionLoraLoaderMixin, StableDiffusionXLLoraLoaderMixin
+
     return StableDiffusionLoraLoaderMixin if family == "sd15" else StableDiffusionXLLoraLoaderMixin
 
 
@@ -63,6 +65,10 @@ def load_text_encoder_lora(encoder, state_dict: dict, alphas: dict | None, metad
                            name: str) -> None:
     """diffusers' `load_lora_into_text_encoder`, with the adapter injected by PEFT itself: the
     transformers route it takes (`load_adapter`) demands a PEFT release newer than PyPI has."""
+    from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft
+    from diffusers.utils.peft_utils import _create_lora_config
+    from peft import inject_adapter_in_model, set_peft_model_state_dict
+
     weights = {k.removeprefix(f"{prefix}."): v for k, v in state_dict.items() if k.startswith(f"{prefix}.")}
     weights = convert_state_dict_to_peft(convert_state_dict_to_diffusers(weights))
     if not hasattr(encoder, "text_model"):  # transformers 5 flattened CLIPTextModel (not ...WithProjection)

@@ -2,9 +2,7 @@
 (batch, height, width); 1 marks the part to repaint."""
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
+from latentgraph.lazy import F, torch
 from latentgraph.nodes.image import paste
 from latentgraph.nodes.spec import BOOLEAN, COMBO, FLOAT, IMAGE, INT, MASK, Input, Output, node
 

@@ -1,9 +1,7 @@
 """Control image preprocessors: pictures turned into the maps ControlNets read."""
 from __future__ import annotations
 
-import kornia.filters
-import torch
-
+from latentgraph.lazy import torch
 from latentgraph.nodes.spec import FLOAT, IMAGE, Input, Output, node
 
 
@@ -24,5 +22,7 @@ def _thresholds_in_order(values: dict) -> list[tuple[str, str]]:
       outputs=[Output("IMAGE", IMAGE)],
       check=_thresholds_in_order)
 def canny(ctx, image: torch.Tensor, low_threshold: float, high_threshold: float):
+    import kornia.filters
+
     _, edges = kornia.filters.canny(image.float(), low_threshold, high_threshold)
     return (edges.repeat(1, 3, 1, 1).to(image.dtype),)

@@ -9,8 +9,9 @@ import base64
 import io
 import threading
 
-import torch
 from PIL import Image
+
+from latentgraph.lazy import torch
 
 MAX_SIDE = 256
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import math
 import re
 
-import torch
-
+from latentgraph.lazy import torch
 from latentgraph.nodes import embeddings
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")

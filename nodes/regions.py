@@ -3,10 +3,8 @@ strength (ConditioningSetArea, ...Percentage, ...Strength, ConditioningSetMask),
 that weighs such prompts as ComfyUI does."""
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import F, torch
 from latentgraph.nodes.controlnet import Controls
 from latentgraph.nodes.masks import edge_ramp
 from latentgraph.nodes.values import Conditioning, DiffusionModel
@@ -83,7 +81,7 @@ def weighted_predictor(model: DiffusionModel, conds: list[Conditioning], names: 
             part = model_input[..., rows, cols]
             added_rows = {k: v[index] for k, v in added.items()} if added else None
             residuals = controls.residuals(part, t, embeds[index], added_rows, step, total, [g]) if full else {}
-            out = model.unet(part, t, encoder_hidden_states=embeds[index], timestep_cond=None,
+            out = model.denoiser(part, t, encoder_hidden_states=embeds[index], timestep_cond=None,
                              cross_attention_kwargs=None, added_cond_kwargs=added_rows, return_dict=False,
                              **residuals)[0]
             weight = weight.to(out)

@@ -7,14 +7,12 @@ image, diffusers' `strength`): the same calls in the same order, the same CPU ge
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
-
-import torch
-import torch.nn.functional as F
-from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-from diffusers.utils.torch_utils import randn_tensor
+import json
 
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import F, torch
 from latentgraph.nodes import prompt_weights
 from latentgraph.nodes.controlnet import Controls
 from latentgraph.nodes.lora import adapters_active
@@ -24,6 +22,7 @@ from latentgraph.nodes.schedulers import (
     REFUSED_SCHEDULES,
     SAMPLER_NAMES,
     SCHEDULER_NAMES,
+    SEEDED_SAMPLERS,
     check_pair,
     make_scheduler,
 )
@@ -140,7 +139,7 @@ def guided_predictor(model: DiffusionModel, positive: Conditioning, negative: Co
         model_input = torch.cat([latents] * 2) if do_cfg else latents
         model_input = scheduler.scale_model_input(model_input, t)
         residuals = controls.residuals(model_input, t, embeds, added, step, total, list(range(len(groups))))
-        noise_pred = model.unet(model_input, t, encoder_hidden_states=embeds, timestep_cond=None,
+        noise_pred = model.denoiser(model_input, t, encoder_hidden_states=embeds, timestep_cond=None,
                                 cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False,
                                 **residuals)[0]
         if do_cfg:
@@ -178,7 +177,7 @@ def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: 
         model_input = scheduler.scale_model_input(torch.cat([latents] * len(rows)), t)
         added_rows = {k: v[index] for k, v in added.items()} if added else None
         residuals = controls.residuals(model_input, t, embeds[index], added_rows, step, total, rows)
-        out = model.unet(model_input, t, encoder_hidden_states=embeds[index], timestep_cond=None,
+        out = model.denoiser(model_input, t, encoder_hidden_states=embeds[index], timestep_cond=None,
                          cross_attention_kwargs=None, added_cond_kwargs=added_rows, return_dict=False,
                          **residuals)[0].chunk(len(rows))
         cond = torch.stack(out[len(uncond_rows):]).mean(0)
@@ -194,6 +193,8 @@ def initial_samples(latent: Latent, model: DiffusionModel, generator: torch.Gene
     """The clean latents an img2img start adds noise to. An encoded image is sampled from its
     distribution with the run's generator first, as diffusers' img2img `prepare_latents` does."""
     if latent.dist is not None:
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
         dist = DiagonalGaussianDistribution(latent.dist)
         samples = (dist.sample(generator) - latent.shift_factor) * latent.scaling_factor
         # torch.cat, as diffusers' img2img, keeps the encoder's memory layout, and with it the
@@ -288,10 +289,25 @@ def check_latent(latent: Latent, model: DiffusionModel) -> None:
                                          f"VAE scale factor {f}")
 
 
+_SCHEDULES: dict[tuple, object] = {}  # unused schedulers with their timesteps set, copied for each run
+_SCHEDULES_KEPT = 64
+
+
 def new_schedule(model: DiffusionModel, sampler_name: str, scheduler: str, seed: int, steps: int):
-    sched = make_scheduler(model.scheduler_config, sampler_name, scheduler, seed)
-    sched.set_timesteps(steps, device=model.device)
-    return sched
+    """A fresh scheduler with its timesteps set for `steps`. Each one is built once per noise schedule,
+    sampler, grid, steps and device, and copied for every run: schedulers keep step state, and a copy of
+    one never stepped is what building it anew gives, at a tenth of the cost."""
+    device = model.device
+    key = (json.dumps(model.scheduler_config, sort_keys=True, default=str), sampler_name, scheduler, steps,
+           str(device), seed if sampler_name in SEEDED_SAMPLERS else None)
+    template = _SCHEDULES.get(key)
+    if template is None:
+        template = make_scheduler(model.scheduler_config, sampler_name, scheduler, seed)
+        template.set_timesteps(steps, device=device)
+        if len(_SCHEDULES) >= _SCHEDULES_KEPT:
+            _SCHEDULES.pop(next(iter(_SCHEDULES)))
+        _SCHEDULES[key] = template
+    return copy.deepcopy(template)
 
 
 def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positive: Conditioning,
@@ -304,6 +320,8 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
     (img2img's prepare_latents). Without it, the latent is denoised as it is (the SDXL refiner given
     `denoising_start`). An encoded image is first drawn from its distribution with the seeded generator.
     Returns the resulting latent and the last step's estimate of the clean latent."""
+    from diffusers.utils.torch_utils import randn_tensor
+
     check_latent(latent_image, model)
     device = model.device
     generator = torch.Generator("cpu").manual_seed(seed)
@@ -326,7 +344,7 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
         if add_noise:
             noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
             latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
-    with adapters_active(model.unet, model.adapters), freeu_active(model):
+    with adapters_active(model.unet, model.adapters), freeu_active(model), step_cache_active(model, predict) as predict:
         latents, denoised = denoise_loop(ctx, model, sched, timesteps, latents, predict, generator, finish, after_step)
     return latent_image.replace(samples=latents, dist=None), latent_image.replace(samples=denoised, dist=None)
 
@@ -344,6 +362,22 @@ def freeu_active(model: DiffusionModel):
         model.unet.disable_freeu()
 
 
+@contextlib.contextmanager
+def step_cache_active(model: DiffusionModel, predict):
+    """The model's step cache (DeepCache, first-block cache) switched on in the shared UNet for this
+    sampler's loop only; yields the predictor, which tells the cache each step."""
+    if model.step_cache is None:
+        yield predict
+        return
+    session = model.step_cache.session(model.unet)
+
+    def stepped(scheduler, latents, t, step: int = 0, total: int = 1):
+        session.begin_step(step, float(t))
+        return predict(scheduler, latents, t, step, total)
+    with session.installed():
+        yield stepped
+
+
 def latent_mask(mask: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
     """A pixel mask at the latents' size, as diffusers' inpaint pipeline makes it: binarized at 0.5,
     then resized by nearest neighbour."""
@@ -357,6 +391,8 @@ def inpaint_start(latent: Latent, model: DiffusionModel, sched, timesteps, first
     to the next step's level (clean after the last). The random draws come in the pipeline's order:
     the image's latent, the noise, then one draw for the masked image that the pipeline also
     encodes (unused by a 4-channel UNet, but it moves the generator that ancestral samplers use)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
     if timesteps.numel() == 0:
         raise InputError("latent_image", "inpainting needs at least one step to denoise")
     original = initial_samples(latent, model, generator, device, dtype, inpaint=True)

@@ -11,9 +11,8 @@ diffusers does when no negative prompt is given.
 """
 from __future__ import annotations
 
-import torch
-
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import torch
 from latentgraph.nodes import folders, prompt_weights
 from latentgraph.nodes.embeddings import Embeddings, token_embedding
 from latentgraph.nodes.lora import clip_adapters

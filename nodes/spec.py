@@ -86,9 +86,16 @@ class NodeSpec:
     output_node: bool = False  # produces a result for the user (SaveImage, PreviewImage)
     version: int = 1  # bump when the node's results change for the same inputs: it enters cache keys
     holds_models: bool = False  # its outputs are loaded models, cached apart from intermediate results
+    pack: str | None = None  # the node pack (distribution name) that declared it; None: built in
+    pack_version: str | None = None
     # Extra validation across inputs, after each input was checked on its own: returns
     # (input name, message) pairs.
     check: Callable[[dict], list[tuple[str, str]]] | None = None
+
+    @property
+    def cache_version(self) -> int | str:
+        """What enters cache keys: the node's version, and a pack's node also its pack's version."""
+        return self.version if self.pack is None else f"{self.pack}=={self.pack_version}/{self.version}"
 
     def input(self, name: str) -> Input | None:
         return next((i for i in self.inputs if i.name == name), None)
@@ -107,10 +114,12 @@ class NodeSpec:
             "inputs": [i.to_json(resolve(i) if resolve and i.choices_from else None) for i in self.inputs],
             "outputs": [{"name": o.name, "type": o.type, **({"tooltip": o.tooltip} if o.tooltip else {})}
                         for o in self.outputs],
+            **({"pack": self.pack, "pack_version": self.pack_version} if self.pack else {}),
         }
 
 
 REGISTRY: dict[str, NodeSpec] = {}
+LOADING_PACK: str | None = None  # the node pack being imported (nodes/packs.py), for clear refusals
 
 
 def node(name: str, *, category: str, description: str, inputs: Sequence[Input],
@@ -123,6 +132,10 @@ def node(name: str, *, category: str, description: str, inputs: Sequence[Input],
 
     def register(function: Callable) -> Callable:
         if name in REGISTRY:
+            if LOADING_PACK is not None:
+                owner = REGISTRY[name].pack
+                raise ValueError(f"node pack {LOADING_PACK} may not replace the node type {name!r} "
+                                 f"({f'from the pack {owner}' if owner else 'built in'})")
             raise ValueError(f"node type {name} declared twice")
         REGISTRY[name] = NodeSpec(name=name, category=category, description=description,
                                   inputs=tuple(inputs), outputs=tuple(outputs), function=function,
@@ -133,10 +146,15 @@ def node(name: str, *, category: str, description: str, inputs: Sequence[Input],
 
 
 def catalog(resolve: Callable[[Input], Sequence[str] | None] | None = None) -> dict:
-    """The JSON node catalog read by the editor and the docs."""
+    """The JSON node catalog read by the editor and the docs, with the node packs found (and those
+    left out, with the reason)."""
+    from latentgraph.nodes import packs
+
     return {
         "version": 1,
         "socket_types": list(SOCKET_TYPES),
         "value_types": list(VALUE_TYPES),
         "nodes": {name: spec.to_json(resolve) for name, spec in sorted(REGISTRY.items())},
+        "packs": [pack.to_json() for pack in packs.loaded()],
+        "failed_packs": [pack.to_json() for pack in packs.failed()],
     }

@@ -10,7 +10,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+from latentgraph.lazy import torch
+
+
+def module_device(module) -> torch.device:
+    """Where a module's weights are. (diffusers' `.device` and `.dtype` walk every submodule: 2 ms a
+    call on an SD1.5 UNet, several times a run.)"""
+    return next(module.parameters()).device
+
+
+def module_dtype(module) -> torch.dtype:
+    """The dtype of a module's first floating-point weight, as diffusers' `.dtype`."""
+    return next(p.dtype for p in module.parameters() if p.is_floating_point())
 
 
 @dataclass(eq=False)
@@ -25,10 +36,12 @@ class DiffusionModel:
     adapters: tuple = ()  # LoRA (adapter name, strength) pairs switched on while this model samples
     freeu: dict | None = None  # FreeU's s1, s2, b1, b2, switched on while this model samples
     guidance_rescale: float = 0.0  # RescaleCFG's multiplier (diffusers' guidance_rescale)
+    step_cache: Any = None  # DeepCache / ApplyFBCacheOnModel's settings, switched on while this model samples
+    compile: bool = False  # run the UNet through torch.compile (--compile)
 
     @property
     def device(self) -> torch.device:
-        return self.unet.device
+        return module_device(self.unet)
 
     def guide(self, uncond: torch.Tensor, cond: torch.Tensor, cfg: float) -> torch.Tensor:
         """Classifier-free guidance, then RescaleCFG's rescale where set, as diffusers' pipelines do it."""
@@ -40,7 +53,15 @@ class DiffusionModel:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.unet.dtype
+        return module_dtype(self.unet)
+
+    @property
+    def denoiser(self):
+        """The UNet to call: compiled under --compile, except while a step cache swaps parts of it."""
+        if self.compile and self.step_cache is None:
+            from latentgraph.nodes.compiled import compiled
+            return compiled(self.unet)
+        return self.unet
 
 
 @dataclass(eq=False)
@@ -60,6 +81,14 @@ class VAEModel:
     """VAE: the autoencoder between pixels and latents."""
     vae: Any
     name: str
+    compile: bool = False  # decode through torch.compile (--compile)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """diffusers' `vae.decode(...)` sample, compiled under --compile."""
+        if self.compile:
+            from latentgraph.nodes.compiled import compiled
+            return compiled(self.vae, "decode")(latents, return_dict=False)[0]
+        return self.vae.decode(latents, return_dict=False)[0]
 
     @property
     def scale_factor(self) -> int:

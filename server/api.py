@@ -8,7 +8,7 @@ from aiohttp import web
 
 from latentgraph.graph.errors import GraphError
 from latentgraph.graph.workflow import load_workflow
-from latentgraph.nodes import folders
+from latentgraph.nodes import checkpoint_info, folders
 from latentgraph.nodes.spec import catalog
 from latentgraph.server import openapi
 from latentgraph.server.jobs import CLIENT_ID
@@ -34,6 +34,16 @@ def load(workflow: object) -> tuple[dict | None, list[GraphError]]:
         return None, [GraphError("bad_format", f"not a workflow we can read: {exc}")]
 
 
+def client_fields(server, body: dict, id_field: str) -> tuple[str | None, str | None, str | None]:
+    """A queuing request's client_id, its own id (`id_field`) and callback_url, checked (400 otherwise)."""
+    client_id, chosen, callback = body.get("client_id"), body.get(id_field), body.get("callback_url")
+    if chosen is not None and (not isinstance(chosen, str) or not CLIENT_ID.fullmatch(chosen)):
+        raise failure(400, f"{id_field} must be 1 to 128 letters, digits, _ or -, starting with a letter or digit")
+    if callback is not None and (problem := server.webhooks.problem(callback)):
+        raise failure(400, problem)
+    return client_id if isinstance(client_id, str) else None, chosen, callback
+
+
 def check(server, workflow: object) -> tuple[dict | None, list[dict]]:
     """Load and validate (blocking: folder listings); errors as protocol objects."""
     doc, errors = load(workflow)
@@ -52,12 +62,21 @@ async def nodes(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/checkpoints")
-@openapi.operation(answer={"type": "object",
-                           "properties": {"checkpoints": {"type": "array", "items": {"type": "string"}}}})
+@openapi.operation(answer={"type": "object", "properties": {
+    "checkpoints": {"type": "array", "items": {"type": "string"}},
+    "details": {"type": "object", "description": "name -> what is known of it, read from its configs",
+                "additionalProperties": {"type": "object", "properties": {
+                    "family": {"type": "string", "description": "sd15, sd2, sdxl, sdxl_refiner, ..."},
+                    "resolution": {"type": "array", "items": {"type": "integer"}, "description": "[w, h]"}}}}}})
 async def checkpoints(request: web.Request) -> web.Response:
-    """Checkpoint names, as CheckpointLoaderSimple's ckpt_name accepts them."""
-    names = await asyncio.to_thread(folders.resolve_choices, state(request).settings, "checkpoints")
-    return web.json_response({"checkpoints": names})
+    """Checkpoint names, as CheckpointLoaderSimple's ckpt_name accepts them, with the family and
+    native resolution of those whose configs say (absent where unknown)."""
+    def listing() -> dict:
+        found = folders.list_checkpoints(state(request).settings, include_pickles=True)
+        details = {name: info for name, path in found.items() if (info := checkpoint_info.describe(path))}
+        return {"checkpoints": sorted(found), "details": details}
+
+    return web.json_response(await asyncio.to_thread(listing))
 
 
 @routes.post("/api/validate")
@@ -93,11 +112,7 @@ async def queue_job(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise failure(400, "expected {\"workflow\": ...}")
-    client_id, job_id, callback = body.get("client_id"), body.get("job_id"), body.get("callback_url")
-    if job_id is not None and (not isinstance(job_id, str) or not CLIENT_ID.fullmatch(job_id)):
-        raise failure(400, "job_id must be 1 to 128 letters, digits, _ or -, starting with a letter or digit")
-    if callback is not None and (problem := server.webhooks.problem(callback)):
-        raise failure(400, problem)
+    client_id, job_id, callback = client_fields(server, body, "job_id")
     doc = None  # a known job_id needs no workflow: the existing job is the answer
     if job_id is None or not await asyncio.to_thread(server.jobs.knows, job_id):
         doc, errors = await asyncio.to_thread(check, server, body.get("workflow"))
@@ -105,8 +120,7 @@ async def queue_job(request: web.Request) -> web.Response:
             count = len(errors)
             raise failure(400, f"the workflow has {count} error{'s' * (count > 1)}: {errors[0]['message']}", errors)
     try:
-        job, position, new = server.jobs.submit(doc, client_id if isinstance(client_id, str) else None,
-                                                job_id=job_id, callback_url=callback)
+        job, position, new = server.jobs.submit(doc, client_id, job_id=job_id, callback_url=callback)
     except RuntimeError as exc:  # shutting down
         raise failure(409, str(exc)) from None
     return web.json_response({"job_id": job.job_id, "position": position, "duplicate": not new})
@@ -165,11 +179,15 @@ async def interrupt(request: web.Request) -> web.Response:
                    answer={"type": "object", "properties": {"jobs": {"type": "array", "items": ref("Job")}}})
 async def history(request: web.Request) -> web.Response:
     """Jobs, newest first, kept across restarts."""
+    return web.json_response({"jobs": state(request).history.recent(query_limit(request, 100))})
+
+
+def query_limit(request: web.Request, default: int) -> int:
+    """The `limit` query parameter, clamped to 1..1000 (400 if it is not a number)."""
     try:
-        limit = min(max(int(request.query.get("limit", 100)), 1), 1000)
+        return min(max(int(request.query.get("limit", default)), 1), 1000)
     except ValueError:
         raise failure(400, "limit must be a whole number") from None
-    return web.json_response({"jobs": state(request).history.recent(limit)})
 
 
 @routes.get("/api/history/{job_id}")

@@ -3,7 +3,8 @@
     latentgraph serve [--host 127.0.0.1] [--port 8188] ...
 
 calls `serve(host, port, settings, token)`. Everything the server reads or writes lies in the
-configured folders, the saved-workflow library and the history database beside the output folder.
+configured folders, the saved-workflow and component libraries and the history database beside the
+output folder.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
 from latentgraph.graph.sweep import MAX_JOBS
 from latentgraph.nodes import registry
-from latentgraph.server import api, editor, files, library, openapi, security, sweeps
+from latentgraph.server import api, components, editor, files, library, openapi, security, sweeps
 from latentgraph.server.events import Broadcaster
 from latentgraph.server.history import History
 from latentgraph.server.jobs import JobQueue
@@ -30,6 +31,7 @@ from latentgraph.server.webhooks import Webhooks, follow_jobs
 MAX_UPLOAD_BYTES = 32 << 20
 HISTORY_FILE = "latentgraph-history.sqlite3"
 LIBRARY_FOLDER = "workflows"
+COMPONENTS_FOLDER = "components"
 
 routes = web.RouteTableDef()
 
@@ -89,12 +91,12 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
 
     app = web.Application(middlewares=[security.guard(token), json_errors],
                           client_max_size=max_upload_bytes + (1 << 20))
-    app[SERVER] = Server(settings, executor, history, jobs, events,
-                         library_folder or settings.output.resolve().parent / LIBRARY_FOLDER, max_upload_bytes,
-                         sweeps=sweep_book, webhooks=webhooks)
+    beside_output = settings.output.resolve().parent
+    app[SERVER] = Server(settings, executor, history, jobs, events, library_folder or beside_output / LIBRARY_FOLDER,
+                         max_upload_bytes, beside_output / COMPONENTS_FOLDER, sweeps=sweep_book, webhooks=webhooks)
     app[editor.FOLDER] = editor_dist
     # The editor's routes come last: they end with a catch-all.
-    for table in (api.routes, sweeps.routes, files.routes, library.routes, routes, editor.routes):
+    for table in (api.routes, sweeps.routes, files.routes, library.routes, components.routes, routes, editor.routes):
         app.router.add_routes(table)
 
     async def start(app: web.Application) -> None:

@@ -83,33 +83,27 @@ class History:
                 raise
             self._db.execute("COMMIT")
 
-    def get(self, job_id: str) -> dict | None:
+    def _docs(self, query: str, *params) -> list[dict]:
         with self._lock:
-            row = self._db.execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+            rows = self._db.execute(query, params).fetchall()
+        return [json.loads(doc) for (doc,) in rows]
+
+    def get(self, job_id: str) -> dict | None:
+        return next(iter(self._docs("SELECT doc FROM jobs WHERE job_id = ?", job_id)), None)
 
     def recent(self, limit: int) -> list[dict]:
         """The newest `limit` jobs, newest first."""
-        with self._lock:
-            rows = self._db.execute("SELECT doc FROM jobs ORDER BY created DESC, rowid DESC LIMIT ?",
-                                    (limit,)).fetchall()
-        return [json.loads(doc) for (doc,) in rows]
+        return self._docs("SELECT doc FROM jobs ORDER BY created DESC, rowid DESC LIMIT ?", limit)
 
     def unfinished(self) -> list[dict]:
         """In queue order: jobs left pending or running (the server stopped without recording their
         end), and jobs a shutdown interrupted that were not yet considered for resuming."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT doc FROM jobs WHERE status IN ('pending', 'running') OR "
-                "(status = 'interrupted' AND json_extract(doc, '$.resumable')) ORDER BY seq, rowid").fetchall()
-        return [json.loads(doc) for (doc,) in rows]
+        return self._docs("SELECT doc FROM jobs WHERE status IN ('pending', 'running') OR "
+                          "(status = 'interrupted' AND json_extract(doc, '$.resumable')) ORDER BY seq, rowid")
 
     def sweep_jobs(self, sweep_id: str) -> list[dict]:
         """A sweep's jobs, in queue order."""
-        with self._lock:
-            rows = self._db.execute("SELECT doc FROM jobs WHERE sweep_id = ? ORDER BY seq, rowid",
-                                    (sweep_id,)).fetchall()
-        return [json.loads(doc) for (doc,) in rows]
+        return self._docs("SELECT doc FROM jobs WHERE sweep_id = ? ORDER BY seq, rowid", sweep_id)
 
     def sweep_counts(self, sweep_id: str) -> dict[str, int]:
         with self._lock:
@@ -124,15 +118,10 @@ class History:
                              (sweep["sweep_id"], sweep["created"], sweep["status"], json.dumps(sweep)))
 
     def get_sweep(self, sweep_id: str) -> dict | None:
-        with self._lock:
-            row = self._db.execute("SELECT doc FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return next(iter(self._docs("SELECT doc FROM sweeps WHERE sweep_id = ?", sweep_id)), None)
 
     def recent_sweeps(self, limit: int) -> list[dict]:
-        with self._lock:
-            rows = self._db.execute("SELECT doc FROM sweeps ORDER BY created DESC, rowid DESC LIMIT ?",
-                                    (limit,)).fetchall()
-        return [json.loads(doc) for (doc,) in rows]
+        return self._docs("SELECT doc FROM sweeps ORDER BY created DESC, rowid DESC LIMIT ?", limit)
 
     def unfinished_sweeps(self) -> list[str]:
         with self._lock:

@@ -24,6 +24,7 @@ class Server:
     events: Broadcaster
     library: Path  # saved workflows
     max_upload_bytes: int
+    components: Path  # saved subgraph definitions
     sweeps: Any = None  # server.sweeps.Sweeps
     webhooks: Any = None  # server.webhooks.Webhooks
 

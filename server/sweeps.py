@@ -18,9 +18,9 @@ from aiohttp import web
 from latentgraph.graph.settings import Settings
 from latentgraph.graph.sweep import MAX_JOBS, SweepInvalid, plan_sweep
 from latentgraph.server import openapi
-from latentgraph.server.api import ERRORS, load
+from latentgraph.server.api import ERRORS, client_fields, load, query_limit
 from latentgraph.server.history import History
-from latentgraph.server.jobs import CLIENT_ID, FINISHED, Job, JobQueue, image_url
+from latentgraph.server.jobs import FINISHED, Job, JobQueue, image_url
 from latentgraph.server.openapi import ref
 from latentgraph.server.state import failure, inside, read_json, state
 from latentgraph.server.webhooks import Webhooks
@@ -194,11 +194,7 @@ async def queue_sweep(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise failure(400, "expected {\"workflow\": ..., \"sweep\": ...}")
-    client_id, sweep_id, callback = body.get("client_id"), body.get("sweep_id"), body.get("callback_url")
-    if sweep_id is not None and (not isinstance(sweep_id, str) or not CLIENT_ID.fullmatch(sweep_id)):
-        raise failure(400, "sweep_id must be 1 to 128 letters, digits, _ or -, starting with a letter or digit")
-    if callback is not None and (problem := server.webhooks.problem(callback)):
-        raise failure(400, problem)
+    client_id, sweep_id, callback = client_fields(server, body, "sweep_id")
     if sweep_id is not None and (known := sweeps.describe(sweep_id, with_jobs=True)) is not None:
         return web.json_response(answer(known, None, duplicate=True))
     doc, errors = load(body.get("workflow"))
@@ -212,8 +208,8 @@ async def queue_sweep(request: web.Request) -> web.Response:
         raise failure(400, f"the sweep has {count} problem{'s' * (count > 1)}: {exc.errors[0].message}",
                       [e.to_json() for e in exc.errors]) from None
     try:
-        record, position = await asyncio.to_thread(sweeps.submit, plan, client_id if isinstance(client_id, str)
-                                                   else None, sweep_id, callback, body.get("grid", True) is not False)
+        record, position = await asyncio.to_thread(sweeps.submit, plan, client_id, sweep_id, callback,
+                                                   body.get("grid", True) is not False)
     except RuntimeError as exc:  # shutting down
         raise failure(409, str(exc)) from None
     return web.json_response(answer(record, position))
@@ -228,13 +224,10 @@ def answer(record: dict, position: int | None, duplicate: bool = False) -> dict:
 
 @routes.get("/api/sweeps")
 @openapi.operation(query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}, tag="sweeps",
-                   answer={"type": "object", "properties": {"sweeps": {"type": "array", "items": ref("Sweep")}}})
+                   answer={"type": "object", "properties": {"sweeps": {"type": "array", "items": ref("SweepState")}}})
 async def list_sweeps(request: web.Request) -> web.Response:
     """Sweeps, newest first, without their workflow and jobs (GET /api/sweeps/{sweep_id} has them)."""
-    try:
-        limit = min(max(int(request.query.get("limit", 50)), 1), 1000)
-    except ValueError:
-        raise failure(400, "limit must be a whole number") from None
+    limit = query_limit(request, 50)
     sweeps = sweeps_of(request)
 
     def summaries():

@@ -216,3 +216,19 @@ def test_command_line_refuses_bad_sweeps_before_running_anything(tmp_path, capsy
     assert command.main(["run", str(EXAMPLES / "txt2img.json"), "--zip", "sampler.seed=1", *out]) == 2
     assert "--zip" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_workflow_with_subgraphs_sweeps_a_subgraph_input_and_an_inner_node(tmp_path):
+    executor = shipped_model_executor(tmp_path)
+    workflow = EXAMPLES / "subgraph.json"
+    plan = plan_sweep(workflow, {"axes": [{"input": "upscale.scale_by", "values": [1.5, 2]},
+                                          {"input": "upscale/2.sharpen_radius", "values": [1, 3]}]},
+                      executor.settings)
+    flat = [(job.workflow["nodes"]["upscale/1"]["inputs"]["scale_by"],
+             job.workflow["nodes"]["upscale/2"]["inputs"]["sharpen_radius"]) for job in plan.jobs]
+    assert sorted(flat) == [(1.5, 1), (1.5, 3), (2, 1), (2, 3)]
+    assert plan.slowest_first == [0, 1]  # the scale feeds the sharpen: it varies slowest
+    assert plan.workflow == load_workflow(workflow)  # the grid embeds the workflow as written
+    [error] = refused(workflow, {"axes": [{"input": "upscale.scale_by", "values": [1.5, 200]}]}, executor.settings)
+    assert (error["kind"], error["node_id"], error["input"], error["axis"], error["value"]) == (
+        "out_of_range", "upscale", "scale_by", 0, 1)
