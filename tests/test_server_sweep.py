@@ -90,6 +90,9 @@ async def test_one_post_queues_a_whole_sweep_its_events_follow_it_and_its_grid_i
     listed = (await (await client.get("/api/sweeps")).json())["sweeps"]
     assert [s["sweep_id"] for s in listed] == [sweep_id] and "jobs" not in listed[0]
     assert (await client.get("/api/sweeps/nope")).status == 404
+    api = await (await client.get("/api/openapi.json")).json()
+    assert api["paths"]["/api/sweep"]["post"]["responses"]["400"] and "delete" in api["paths"]["/api/sweeps/{sweep_id}"]
+    assert {"Sweep", "SweepState", "SweepJob"} <= set(api["components"]["schemas"])
     job = await (await client.get(f"/api/history/{job_ids[0]}")).json()
     assert job["sweep_id"] == sweep_id and job["sweep_job"] == 0 and job["workflow"]["nodes"]["img"]["inputs"][
         "color"] == COLORS[0]
