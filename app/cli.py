@@ -48,6 +48,16 @@ def _settings(args):
     return Settings(**options)
 
 
+def _ray_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Ray (a pool of workers; docs/ray.md; needs pip install latentgraph[ray])")
+    group.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: 'auto' starts a local one (or joins "
+                                                        "$RAY_ADDRESS), else HOST:PORT or ray://HOST:10001")
+    group.add_argument("--workers", type=int, metavar="N", help="workers (default: one per GPU of the cluster; "
+                                                                "on CPUs up to 4, sharing them)")
+    group.add_argument("--worker-threads", type=int, metavar="N",
+                       help="torch threads per worker (default: the CPUs divided among the workers; 1 on GPUs)")
+
+
 class _AxisOption(argparse.Action):
     """--sweep and --zip share one list, in command-line order: a --zip joins the axis before it."""
 
@@ -91,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "for every workflow (or every job of a sweep, with totals) "
                                                       "to this JSON file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _ray_options(run)
 
     validate = commands.add_parser("validate", help="check workflows without running them")
     validate.add_argument("workflows", nargs="+", metavar="WORKFLOW")
@@ -121,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="refuse bigger sweeps unless the request confirms them (default 10000)")
     _folder_options(serve, output_flag="--output")
     _engine_options(serve)
+    _ray_options(serve)
 
     convert = commands.add_parser("import", help="convert a ComfyUI workflow (JSON or PNG) into our format")
     convert.add_argument("source", metavar="SRC")
@@ -267,7 +279,7 @@ def cmd_run(args) -> int:
     _quiet_libraries()
     try:
         settings = _settings(args)
-        executor = Executor(settings)
+        executor = None if args.ray else Executor(settings)  # on Ray the workers hold the executors
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -280,6 +292,14 @@ def cmd_run(args) -> int:
         for text in unmatched:
             print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
         return 2
+    if args.ray:
+        from latentgraph.ray_run import PoolRunner
+
+        try:
+            executor = PoolRunner(args, settings, loaded)  # run(doc) waits for one job of the pool
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     report, worst = [], 0
     bars = ProgressBars(enabled=not args.quiet and sys.stderr.isatty())
     if args.axes or args.sweep_file or args.repeat != 1 or args.grid:
@@ -432,10 +452,18 @@ def cmd_serve(args) -> int:
     except ValueError as error:
         print(f"latentgraph serve: {error}", file=sys.stderr)
         return 2
+    runner = None
+    if args.ray:  # the jobs run on a Ray worker pool (docs/ray.md)
+        try:
+            from latentgraph.server.ray_runner import ray_runner
+        except ImportError as exc:
+            print(f"latentgraph serve: --ray needs Ray ({exc}): pip install 'latentgraph[ray]'", file=sys.stderr)
+            return 2
+        runner = ray_runner(settings, args.ray, args.workers, args.worker_threads)
     serve(host=args.host, port=args.port, settings=settings, token=args.token,
           max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES,
           resume_interrupted=args.resume_interrupted, max_sweep_jobs=args.max_sweep_jobs,
-          callback_hosts=tuple(h for h in args.allow_callback_hosts.split(",") if h.strip()))
+          callback_hosts=tuple(h for h in args.allow_callback_hosts.split(",") if h.strip()), runner=runner)
     return 0
 
 

@@ -9,6 +9,7 @@ output folder.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from pathlib import Path
@@ -70,7 +71,8 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
     if token is None and not security.is_loopback(host):
         raise ValueError(f"serving on {host} (not a loopback address) requires a token")
     registry()  # fills the node catalog
-    executor = Executor(settings, previews=True)
+    # With a runner of its own (a worker pool) this executor only validates: it stays off the GPUs.
+    executor = Executor(settings if runner is None else dataclasses.replace(settings, device="cpu"), previews=True)
     history = History(history_path or settings.output.resolve().parent / HISTORY_FILE)
     loop: asyncio.AbstractEventLoop | None = None
 

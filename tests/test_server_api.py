@@ -105,7 +105,7 @@ async def test_invalid_workflow_is_refused_with_all_errors_and_nothing_is_queued
     body = await response.json()
     assert {(e["node_id"], e["input"]) for e in body["errors"]} == {("sampler", "steps"), ("sampler", "cfg")}
     assert "error" in body
-    assert (await (await client.get("/api/queue")).json()) == {"running": None, "pending": []}
+    assert (await (await client.get("/api/queue")).json()) == {"running": None, "running_jobs": [], "pending": []}
     assert (await (await client.get("/api/history")).json())["jobs"] == []
     assert (await client.post("/api/queue", json=["no"])).status == 400
 
@@ -150,7 +150,7 @@ async def test_cancel_a_pending_job_clear_the_queue_and_interrupt_the_running_on
     assert (await wait_job(client, long["job_id"]))["status"] == "interrupted"
     for job in (second, third):
         assert (await wait_job(client, job["job_id"]))["status"] == "cancelled"
-    assert (await (await client.get("/api/queue")).json()) == {"running": None, "pending": []}
+    assert (await (await client.get("/api/queue")).json()) == {"running": None, "running_jobs": [], "pending": []}
 
 
 async def test_upload_stores_a_decodable_image_under_a_safe_generated_name(client, settings):
