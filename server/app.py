@@ -17,7 +17,8 @@ from aiohttp import web
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
 from latentgraph.nodes import registry
-from latentgraph.server import api, editor, files, library, openapi, security
+from latentgraph.server import api, comfy_protocol, editor, files, library, openapi, security
+from latentgraph.server.comfy_bridge import ComfyBridge
 from latentgraph.server.events import Broadcaster
 from latentgraph.server.history import History
 from latentgraph.server.jobs import JobQueue
@@ -68,19 +69,24 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
         try:
             if loop is not None:
                 loop.call_soon_threadsafe(events.publish, event)
+                loop.call_soon_threadsafe(comfy.on_event, event)  # ComfyUI's messages for its clients
         except RuntimeError:  # the loop is closed: the server has stopped, nobody is listening
             pass
 
     jobs = JobQueue(executor, history, publish)
     events = Broadcaster(greeting=lambda: [jobs.queue_event()])
+    comfy = ComfyBridge(jobs)
 
     app = web.Application(middlewares=[security.guard(token), json_errors],
                           client_max_size=max_upload_bytes + (1 << 20))
     app[SERVER] = Server(settings, executor, history, jobs, events,
                          library_folder or settings.output.resolve().parent / LIBRARY_FOLDER, max_upload_bytes)
     app[editor.FOLDER] = editor_dist
-    # The editor's routes come last: they end with a catch-all.
-    for table in (api.routes, files.routes, library.routes, routes, editor.routes):
+    app[comfy_protocol.BRIDGE] = comfy
+    # ComfyUI's protocol beside ours (paths both use answer both); the editor's routes come last: they
+    # end with a catch-all.
+    for table in (comfy_protocol.shared(api.routes), files.routes, library.routes, comfy_protocol.shared(routes),
+                  comfy_protocol.routes(), editor.routes):
         app.router.add_routes(table)
 
     async def start(app: web.Application) -> None:
@@ -90,6 +96,7 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
 
     async def close_sockets(app: web.Application) -> None:
         await events.close_all()
+        await comfy.sockets.close_all()
 
     async def stop(app: web.Application) -> None:
         await asyncio.to_thread(jobs.stop)

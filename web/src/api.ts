@@ -101,7 +101,7 @@ export const api = {
   cancel: (jobId: string) => request<unknown>("DELETE", `/api/queue/${enc(jobId)}`),
   clearQueue: () => request<unknown>("DELETE", "/api/queue"),
   interrupt: () => request<unknown>("POST", "/api/interrupt"),
-  history: (limit = 20) => request<{ jobs: Job[] }>("GET", `/api/history?limit=${limit}`),
+  history: (limit = 20) => request<{ jobs: Job[] }>("GET", `/api/jobs?limit=${limit}`),
 
   upload: (file: Blob, filename: string) => {
     const form = new FormData();
