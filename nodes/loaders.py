@@ -7,6 +7,7 @@ from pathlib import Path
 from latentgraph.graph.errors import InputError
 from latentgraph.nodes import folders
 from latentgraph.nodes.previews import LatentPreviewer
+from latentgraph.nodes.quiet import quiet_loading
 from latentgraph.nodes.spec import CLIP, COMBO, MODEL, VAE, Input, Output, node
 from latentgraph.nodes.values import DiffusionModel, TextEncoder, VAEModel
 
@@ -88,8 +89,10 @@ def pickle_refusal(input_name: str, what: str):
 def checkpoint_loader_simple(ctx, ckpt_name: str):
     path = folders.find_checkpoint(ctx.settings, ckpt_name)
     if path is None:
-        raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found")
-    return load_checkpoint(path, ctx.device, ctx.dtype)
+        names = sorted(folders.list_checkpoints(ctx.settings, include_pickles=True))
+        raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found; {folders.available(names)}")
+    with quiet_loading():
+        return load_checkpoint(path, ctx.device, ctx.dtype)
 
 
 @node("VAELoader", category="loaders",
@@ -103,11 +106,13 @@ def vae_loader(ctx, vae_name: str):
     path = folders.list_vaes(ctx.settings).get(vae_name)
     if path is None:
         raise InputError("vae_name", folders.not_found(ctx.settings, "vae", vae_name))
-    if path.is_dir():
-        from diffusers import AutoencoderKL
+    with quiet_loading():
+        if path.is_dir():
+            from diffusers import AutoencoderKL
 
-        vae = AutoencoderKL.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True, local_files_only=True)
-    else:
-        from latentgraph.nodes import single_file
-        vae = single_file.load_vae(path, ctx.dtype)
+            vae = AutoencoderKL.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True,
+                                                local_files_only=True)
+        else:
+            from latentgraph.nodes import single_file
+            vae = single_file.load_vae(path, ctx.dtype)
     return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name),)

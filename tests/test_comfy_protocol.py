@@ -211,10 +211,6 @@ async def test_a_prompt_over_http_and_websocket_gives_the_image_latentgraph_run_
     async with comfy.session.get(comfy.base + "/view", params=image) as answer:
         assert answer.status == 200
         served = await answer.read()
-    out, err = await asyncio.to_thread(cli.communicate, timeout=600)
-    assert cli.returncode == 0, err
-    # Both write our converted workflow into the PNG, so the files are equal byte for byte.
-    assert served == (tmp_path / "cli-out" / "ComfyUI_00001_.png").read_bytes()
 
     history = await get_json(comfy, f"/history/{queued['prompt_id']}")
     jsonschema.validate(history, HISTORY)
@@ -235,7 +231,12 @@ async def test_a_prompt_over_http_and_websocket_gives_the_image_latentgraph_run_
     assert sorted(cached) == sorted(node_order)
     assert list(await get_json(comfy, "/history")) == [queued["prompt_id"], "my-own-id"]  # oldest first
     assert list(await get_json(comfy, "/history?max_items=1")) == ["my-own-id"]
-    await ws.close()
+    await ws.close()  # (a client that stops reading would miss the server's pings and be dropped)
+
+    out, err = await asyncio.to_thread(cli.communicate, timeout=600)
+    assert cli.returncode == 0, err
+    # Both write our converted workflow into the PNG, so the files are equal byte for byte.
+    assert served == (tmp_path / "cli-out" / "ComfyUI_00001_.png").read_bytes()
 
 
 async def test_a_client_only_gets_its_own_prompts_messages_and_our_editor_its_events(comfy):
