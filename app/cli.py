@@ -106,40 +106,66 @@ def parse_override(text: str) -> tuple[str, str, str]:
 
 
 def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str]]:
-    """Set inputs from --set options. Returns (problems, the overrides whose node this workflow lacks)."""
-    from latentgraph.nodes import registry
-    from latentgraph.nodes.spec import BOOLEAN, FLOAT, INT
+    """Set inputs from --set options. Returns (problems, the overrides whose node this workflow lacks).
+
+    NODE is a node id or title; a Subgraph node's inputs are set like any node's. An inner node of a
+    subgraph is named by its path ("5/1") or title: the workflow is then flattened (after the
+    overrides of the outer nodes), so that the change applies to that one use of the subgraph."""
+    from latentgraph.graph.subgraphs import expand, has_subgraphs
 
     problems, absent = [], set()
     for text in overrides:
-        node_ref, name, raw = parse_override(text)
-        nodes = doc["nodes"]
-        matches = [node_ref] if node_ref in nodes else [i for i, n in nodes.items() if n.get("title") == node_ref]
-        if not matches:
+        problem = _override(doc, text)
+        if problem == "absent":
             absent.add(text)
-            continue
-        if len(matches) > 1:
-            problems.append(f"--set {text}: several nodes are titled {node_ref!r}; use a node id")
-            continue
-        node = nodes[matches[0]]
-        spec = registry().get(node.get("type"))
-        inp = spec.input(name) if spec else None
-        value: object = raw
-        if inp is not None:
-            try:
-                if inp.type == INT:
-                    value = int(raw)
-                elif inp.type == FLOAT:
-                    value = float(raw)
-                elif inp.type == BOOLEAN:
-                    if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                        raise ValueError(raw)
-                    value = raw.lower() in ("true", "1", "yes")
-            except ValueError:
-                problems.append(f"--set {text}: {raw!r} is not a valid {inp.type} for input {name!r}")
-                continue
-        node.setdefault("inputs", {})[name] = value  # an unknown input name is reported by validation
+        elif problem:
+            problems.append(problem)
+    if absent and has_subgraphs(doc):
+        expansion = expand(doc)
+        if expansion.errors:
+            problems += [f"--set {text}: the workflow's subgraphs cannot be expanded: {expansion.errors[0]}"
+                         for text in sorted(absent)]
+            return problems, set()
+        doc.clear()
+        doc.update(expansion.doc)
+        inner, absent = sorted(absent), set()
+        for text in inner:
+            problem = _override(doc, text)
+            if problem == "absent":
+                absent.add(text)
+            elif problem:
+                problems.append(problem)
     return problems, absent
+
+
+def _override(doc: dict, text: str) -> str | None:
+    """Apply one --set: None, a problem, or "absent" when the workflow has no such node."""
+    from latentgraph.graph.subgraphs import input_type
+    from latentgraph.nodes.spec import BOOLEAN, FLOAT, INT
+
+    node_ref, name, raw = parse_override(text)
+    nodes = doc["nodes"]
+    matches = [node_ref] if node_ref in nodes else [i for i, n in nodes.items() if n.get("title") == node_ref]
+    if not matches:
+        return "absent"
+    if len(matches) > 1:
+        return f"--set {text}: several nodes are titled {node_ref!r}; use a node id"
+    node = nodes[matches[0]]
+    kind = input_type(doc, node, name)
+    value: object = raw
+    try:
+        if kind == INT:
+            value = int(raw)
+        elif kind == FLOAT:
+            value = float(raw)
+        elif kind == BOOLEAN:
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            value = raw.lower() in ("true", "1", "yes")
+    except ValueError:
+        return f"--set {text}: {raw!r} is not a valid {kind} for input {name!r}"
+    node.setdefault("inputs", {})[name] = value  # an unknown input name is reported by validation
+    return None
 
 
 def load_all(paths: list[str], overrides: list[str]) -> tuple[list[tuple[str, dict | None, list[str]]], list[str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,14 +23,40 @@ _digest_memo: dict[tuple, str] = {}
 _memo_lock = threading.Lock()
 
 
+def _folder_signature(folder: str) -> tuple:
+    """(relative path, size, mtime) of every file under a folder, in path order: one stat per file."""
+    files, pending = [], [(folder, "")]
+    while pending:
+        current, prefix = pending.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                name = prefix + entry.name
+                if entry.is_dir():
+                    pending.append((entry.path, name + "/"))
+                elif entry.is_file():
+                    stat = entry.stat()
+                    files.append((name, stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(files, key=lambda f: f[0].split("/")))
+
+
 def file_digest(path: Path) -> str:
-    """sha256 of a file's content, or of a folder's files (names and contents)."""
+    """sha256 of a file's content, or of a folder's files (names and contents).
+
+    Both are remembered under the files' sizes and modification times: a run re-reads no content
+    and, for a folder (a diffusers checkpoint), hashes nothing again while no file in it changed."""
     path = Path(path)
     if path.is_dir():
+        signature = (os.path.abspath(path), _folder_signature(str(path)))
+        with _memo_lock:
+            if signature in _digest_memo:
+                return _digest_memo[signature]
         h = hashlib.sha256()
-        for sub in sorted(p for p in path.rglob("*") if p.is_file()):
-            h.update(sub.relative_to(path).as_posix().encode() + b"\0" + file_digest(sub).encode())
-        return h.hexdigest()
+        for name, _, _ in signature[1]:
+            h.update(name.encode() + b"\0" + file_digest(path / name).encode())
+        digest = h.hexdigest()
+        with _memo_lock:
+            _digest_memo[signature] = digest
+        return digest
     stat = path.stat()
     memo_key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     with _memo_lock:

@@ -11,6 +11,11 @@ Two shapes are read (docs/comfyui.md):
 A node type we do not implement stays in the result under its name, so that validation reports it
 by type and id before anything runs and the editor can show it. Only a muted or bypassed one is
 dropped, as ComfyUI itself never sends those to its backend (a bypassed one is wired through).
+
+Subgraphs of the UI format (`definitions.subgraphs`: each with a uuid `id`, `name`, `inputs`,
+`outputs`, `nodes` and object `links`, where origin -10 is the subgraph's input node and target
+-20 its output node; an instance is a node whose `type` is that uuid) become our subgraph
+definitions, keyed by the uuid, and nodes of type "Subgraph" (graph/subgraphs.py).
 """
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ from latentgraph.nodes import registry
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 NOTES = ("Note", "MarkdownNote")
 MODES = {2: "muted", 4: "bypassed"}  # ComfyUI: 0 always, 1 on event (runs), 2 never, 4 bypass
+SUBGRAPH_INPUT_NODE, SUBGRAPH_OUTPUT_NODE = "-10", "-20"  # a subgraph definition's own boundary nodes
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+MAX_DEFINITIONS = 10_000
 # Inputs that ComfyUI's API format may carry for its editor only.
 EDITOR_ONLY_INPUTS = ("upload",)
 
@@ -88,9 +96,13 @@ def _is_api_link(value: Any) -> bool:
 # --- UI format ---------------------------------------------------------------------------------
 
 class _Graph:
-    """A ComfyUI editor document: nodes by id, links by id, resolving reroutes and primitives."""
+    """A ComfyUI editor document (or one subgraph definition in it): nodes by id, links by id,
+    resolving reroutes and primitives. `definitions`: the document's subgraph definitions by uuid."""
 
-    def __init__(self, doc: dict):
+    def __init__(self, doc: dict, definitions: dict[str, dict] | None = None):
+        self.definitions = definitions or {}
+        self.inputs: list[dict] = []  # a definition's own inputs (its input node's slots)
+        self.defaults: dict[str, Any] = {}  # subgraph input -> the value of the first widget it feeds
         if not isinstance(doc.get("nodes"), list):
             raise WorkflowFormatError("ComfyUI workflow: 'nodes' must be a list")
         self.nodes = {str(n["id"]): n for n in doc["nodes"] if isinstance(n, dict) and "id" in n}
@@ -112,7 +124,7 @@ class _Graph:
         node_id, slot = self.links[link_id]
         node = self.nodes.get(node_id)
         if node is None:
-            return None
+            return (node_id, slot) if node_id == SUBGRAPH_INPUT_NODE and self.inputs else None
         if node.get("type") == "Reroute":
             inputs = node.get("inputs") or [{}]
             return self.source(inputs[0].get("link"), seen | {link_id})
@@ -133,17 +145,95 @@ class _Graph:
         node_type = node.get("type")
         if node_type in NOTES or node_type in ("Reroute", "PrimitiveNode"):
             return True
-        return node_type not in registry() and node.get("mode") in MODES
+        return node_type not in registry() and node_type not in self.definitions and node.get("mode") in MODES
+
+    def input_name(self, slot) -> str | None:
+        """The name of the subgraph input at `slot` of the definition's input node."""
+        ok = isinstance(slot, int) and 0 <= slot < len(self.inputs)
+        return self.inputs[slot].get("name") if ok else None
 
 
 def _from_ui(doc: dict) -> dict:
-    graph = _Graph(doc)
-    nodes = {}
-    for node_id, node in graph.nodes.items():
-        if graph.dropped(node_id):
-            continue
-        nodes[node_id] = _ui_node(graph, node)
-    return _workflow(nodes, _viewport(doc))
+    definitions = _definitions(doc)
+    graph = _Graph(doc, definitions)
+    out = _workflow(_ui_nodes(graph), _viewport(doc))
+    if definitions:
+        out["subgraphs"] = {uid: _definition(raw, definitions) for uid, raw in definitions.items()}
+    return out
+
+
+def _ui_nodes(graph: _Graph) -> dict:
+    return {node_id: _ui_node(graph, node) for node_id, node in graph.nodes.items() if not graph.dropped(node_id)}
+
+
+def _definitions(doc: dict) -> dict[str, dict]:
+    """The subgraph definitions by uuid: `definitions.subgraphs`, and any a definition carries in its own."""
+    found: dict[str, dict] = {}
+    pending = [doc]
+    while pending:
+        holder = pending.pop()
+        listed = (holder.get("definitions") or {}).get("subgraphs") if isinstance(holder, dict) else None
+        for raw in listed if isinstance(listed, list) else []:
+            if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw["id"] not in found:
+                if len(found) >= MAX_DEFINITIONS:
+                    raise WorkflowFormatError(f"ComfyUI workflow: more than {MAX_DEFINITIONS} subgraph definitions")
+                found[raw["id"]] = raw
+                pending.append(raw)
+    return found
+
+
+def _definition(raw: dict, definitions: dict[str, dict]) -> dict:
+    """One ComfyUI subgraph definition as ours."""
+    graph = _Graph(raw, definitions)
+    graph.inputs = [i for i in raw.get("inputs") or [] if isinstance(i, dict)]
+    nodes = _ui_nodes(graph)
+    inputs = []
+    for item in graph.inputs:
+        declared = {"name": item.get("name"), "type": item.get("type")}
+        if item.get("name") in graph.defaults:
+            declared["default"] = graph.defaults[item["name"]]
+        if isinstance(item.get("label"), str) and item["label"] != item.get("name"):
+            declared["label"] = item["label"]
+        inputs.append(declared)
+    outputs = []
+    for index, item in enumerate(o for o in raw.get("outputs") or [] if isinstance(o, dict)):
+        source = graph.source(_output_link(raw, item, index))
+        if source is None:
+            continue  # not connected inside: ComfyUI gives nothing there either
+        src_id, slot = source
+        if src_id == SUBGRAPH_INPUT_NODE:
+            origin = {"subgraph_input": graph.input_name(slot)}
+        else:
+            origin = link(src_id, _source_output(graph, src_id, slot))
+        outputs.append({"name": item.get("name"), "type": item.get("type"), "from": origin})
+    out = {"name": raw.get("name") or raw["id"], "inputs": inputs, "outputs": outputs, "nodes": nodes}
+    if isinstance(raw.get("description"), str):
+        out["description"] = raw["description"]
+    return out
+
+
+def _output_link(raw: dict, item: dict, index: int):
+    """The link that feeds a definition's output `index` (its `linkIds`, else the link to the output node)."""
+    if item.get("linkIds"):
+        return item["linkIds"][0]
+    for entry in raw.get("links") or []:
+        if (isinstance(entry, dict) and str(entry.get("target_id")) == SUBGRAPH_OUTPUT_NODE
+                and entry.get("target_slot") == index):
+            return entry.get("id")
+    return None
+
+
+def _source_output(graph: _Graph, src_id: str, slot) -> str:
+    """Our name of output `slot` of node `src_id` (a subgraph instance's: its definition's output name)."""
+    src = graph.nodes[src_id]
+    definition = graph.definitions.get(src.get("type"))
+    if definition is not None:
+        outputs = [o for o in definition.get("outputs") or [] if isinstance(o, dict)]
+        if isinstance(slot, int) and 0 <= slot < len(outputs) and isinstance(outputs[slot].get("name"), str):
+            return outputs[slot]["name"]
+    outputs = src.get("outputs") or []
+    fallback = outputs[slot].get("name") if isinstance(slot, int) and 0 <= slot < len(outputs) else None
+    return _output_name(src.get("type", ""), slot, fallback)
 
 
 def _ui_node(graph: _Graph, node: dict) -> dict:
@@ -151,6 +241,7 @@ def _ui_node(graph: _Graph, node: dict) -> dict:
     if not isinstance(node_type, str):
         raise WorkflowFormatError(f"ComfyUI node {node.get('id')!r}: 'type' must be a string")
     spec = registry().get(node_type)
+    definition = graph.definitions.get(node_type)
     inputs: dict[str, Any] = {}
     ui: dict[str, Any] = {}
     controls: dict[str, str] = {}
@@ -160,7 +251,7 @@ def _ui_node(graph: _Graph, node: dict) -> dict:
     if isinstance(values, dict):
         inputs.update(values)
     elif isinstance(values, list) and values:
-        names = _widget_names(spec, node, values)
+        names = _instance_widgets(node, definition) if definition is not None else _widget_names(spec, node, values)
         if names is None:
             ui["comfyui_widgets_values"] = values
         else:
@@ -171,6 +262,11 @@ def _ui_node(graph: _Graph, node: dict) -> dict:
         if not name or source is None:
             continue
         src_id, slot = source
+        if src_id == SUBGRAPH_INPUT_NODE:
+            if name in inputs and not isinstance(inputs[name], dict):
+                graph.defaults.setdefault(graph.input_name(slot), inputs[name])
+            inputs[name] = {"subgraph_input": graph.input_name(slot)}
+            continue
         src = graph.nodes[src_id]
         if src.get("type") == "PrimitiveNode":
             primitive = src.get("widgets_values") or []
@@ -179,17 +275,18 @@ def _ui_node(graph: _Graph, node: dict) -> dict:
                 if len(primitive) > 1 and primitive[1] in CONTROL_VALUES:
                     controls[name] = primitive[1]
             continue
-        outputs = src.get("outputs") or []
-        fallback = outputs[slot].get("name") if isinstance(slot, int) and slot < len(outputs) else None
-        inputs[name] = link(src_id, _output_name(src.get("type", ""), slot, fallback))
+        inputs[name] = link(src_id, _source_output(graph, src_id, slot))
 
     if spec is not None:
         inputs = {k: v for k, v in inputs.items() if not (k in EDITOR_ONLY_INPUTS and spec.input(k) is None)}
     out: dict[str, Any] = {"type": node_type, "inputs": inputs}
+    if definition is not None:
+        out = {"type": "Subgraph", "subgraph": node_type, "inputs": inputs}
     if node.get("mode") in MODES:
         out["mode"] = MODES[node["mode"]]
-    if isinstance(node.get("title"), str) and node["title"] != node_type:
-        out["title"] = node["title"]
+    title = node.get("title")
+    if isinstance(title, str) and title not in (node_type, (definition or {}).get("name")):
+        out["title"] = title
     position, size = _pair(node.get("pos")), _pair(node.get("size"))
     if position:
         ui["position"] = position
@@ -200,6 +297,18 @@ def _ui_node(graph: _Graph, node: dict) -> dict:
     if ui:
         out["ui"] = ui
     return out
+
+
+def _instance_widgets(node: dict, definition: dict) -> list[tuple[str, bool]]:
+    """The widgets of a subgraph instance, in order: its inputs marked as widgets, else the
+    definition's inputs of widget types. A seed-like INT may be followed by its control value."""
+    marked = [inp["name"] for inp in node.get("inputs") or []
+              if isinstance(inp, dict) and isinstance(inp.get("widget"), dict) and isinstance(inp.get("name"), str)]
+    if not marked:
+        marked = [i["name"] for i in definition.get("inputs") or []
+                  if isinstance(i, dict) and i.get("type") in WIDGET_TYPES and isinstance(i.get("name"), str)]
+    types = {i.get("name"): i.get("type") for i in definition.get("inputs") or [] if isinstance(i, dict)}
+    return [(name, types.get(name) == "INT") for name in marked]
 
 
 def _widget_names(spec, node: dict, values: list) -> list[tuple[str, bool]] | None:

@@ -1,6 +1,7 @@
 """Validation: every problem in a workflow, each naming node id, node type and input, before
 anything runs. It also yields the plan the executor runs: the nodes that the outputs need, with
-bypassed nodes resolved and defaults filled in."""
+bypassed nodes resolved and defaults filled in. Subgraphs are expanded first (graph/subgraphs.py),
+so the plan and the errors name inner nodes by their path ("5/2")."""
 from __future__ import annotations
 
 import math
@@ -11,6 +12,7 @@ import networkx as nx
 
 from latentgraph.graph.errors import GraphError, describe
 from latentgraph.graph.settings import Settings
+from latentgraph.graph.subgraphs import expand
 from latentgraph.graph.workflow import is_link
 from latentgraph.nodes import folders, registry
 from latentgraph.nodes.spec import BOOLEAN, COMBO, FLOAT, INT, STRING, Input, NodeSpec
@@ -94,6 +96,13 @@ def coerce(inp: Input, value: Any) -> Any:
 
 def validate(doc: Any, settings: Settings) -> tuple[Plan | None, list[GraphError]]:
     """Check a workflow (our format, current version). Returns the plan and every error found."""
+    expansion = expand(doc)
+    plan, errors = _validate_flat(expansion.doc, settings)
+    errors = expansion.report(errors)
+    return (None if errors else plan), errors
+
+
+def _validate_flat(doc: Any, settings: Settings) -> tuple[Plan | None, list[GraphError]]:
     specs = registry()
     errors: list[GraphError] = []
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), dict):
@@ -227,4 +236,5 @@ def validate(doc: Any, settings: Settings) -> tuple[Plan | None, list[GraphError
 
 
 def _natural(node_id: str):
-    return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)
+    """Numbers in numeric order, each part of a subgraph path ("5/12") on its own."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in node_id.split("/"))

@@ -1,8 +1,9 @@
 """The workflow file format: loading (with format detection and upgrades) and building in code.
 
 Our format (see docs/protocol.md and workflow.schema.json):
-    {"format": "latentgraph", "version": 2,
-     "nodes": {id: {"type": T, "inputs": {name: constant | {"node": id, "output": name}}, ...}}}
+    {"format": "latentgraph", "version": 3,
+     "nodes": {id: {"type": T, "inputs": {name: constant | {"node": id, "output": name}}, ...}},
+     "subgraphs": {id: definition}}   (optional; graph/subgraphs.py)
 ComfyUI's API and UI formats are recognised and converted by `latentgraph.graph.comfyui`.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "latentgraph"
-VERSION = 2
+VERSION = 3
 
 
 class WorkflowFormatError(ValueError):
@@ -106,13 +107,20 @@ def _upgrade_v1(doc: dict) -> dict:
     return doc
 
 
-_UPGRADES = {1: _upgrade_v1}
+def _upgrade_v2(doc: dict) -> dict:
+    """Version 3 adds subgraphs (`subgraphs` and nodes of type "Subgraph"); a version 2 graph is
+    a version 3 graph without them."""
+    return {**doc, "version": 3}
+
+
+_UPGRADES = {1: _upgrade_v1, 2: _upgrade_v2}
 
 
 class NodeRef:
-    """A node added to a `Workflow` in code; its attributes are its outputs (`ckpt.MODEL`)."""
+    """A node added to a `Workflow` (or a subgraph definition) in code; its attributes are its
+    outputs (`ckpt.MODEL`)."""
 
-    def __init__(self, workflow: Workflow, node_id: str):
+    def __init__(self, workflow: Workflow | SubgraphDefinition, node_id: str):
         self._workflow, self.id = workflow, node_id
 
     def __getattr__(self, output: str) -> dict:
@@ -128,16 +136,10 @@ class NodeRef:
         return self
 
 
-class Workflow:
-    """Build a workflow in Python:
+class _Nodes:
+    """What workflows and subgraph definitions built in code share: adding and finding nodes."""
 
-        wf = Workflow()
-        ckpt = wf.add("CheckpointLoaderSimple", ckpt_name="tiny-shapes")
-        pos = wf.add("CLIPTextEncode", text="a red circle", clip=ckpt.CLIP)
-    """
-
-    def __init__(self, doc: dict | None = None):
-        self.doc = load_workflow(doc) if doc is not None else {"format": FORMAT, "version": VERSION, "nodes": {}}
+    doc: dict
 
     def add(self, node_type: str, node_id: str | None = None, **inputs) -> NodeRef:
         nodes = self.doc["nodes"]
@@ -148,10 +150,87 @@ class Workflow:
         nodes[node_id] = {"type": node_type, "inputs": dict(inputs)}
         return NodeRef(self, node_id)
 
+    def add_subgraph(self, subgraph_id: str, node_id: str | None = None, **inputs) -> NodeRef:
+        """A Subgraph node using the definition `subgraph_id`; its inputs by the definition's names."""
+        ref = self.add("Subgraph", node_id, **inputs)
+        self.doc["nodes"][ref.id]["subgraph"] = subgraph_id
+        return ref
+
     def node(self, node_id: str) -> NodeRef:
         if node_id not in self.doc["nodes"]:
             raise KeyError(f"no node {node_id!r} in this workflow")
         return NodeRef(self, node_id)
+
+
+_UNSET = object()
+
+
+class SubgraphDefinition(_Nodes):
+    """A subgraph definition being built (see `Workflow.define_subgraph`); `doc` is the definition."""
+
+    def __init__(self, doc: dict):
+        self.doc = doc
+
+    def input(self, name: str, type: str | None = None, default: Any = _UNSET) -> dict:
+        """Stands for the Subgraph node's input `name` inside the definition; declared (with its type,
+        and `default=` if given) the first time."""
+        if not any(item["name"] == name for item in self.doc["inputs"]):
+            if type is None:
+                raise ValueError(f"subgraph input {name!r} is new: give its type")
+            item = {"name": name, "type": type}
+            if default is not _UNSET:
+                item["default"] = default
+            self.doc["inputs"].append(item)
+        return {"subgraph_input": name}
+
+    def output(self, name: str, source: dict, type: str | None = None) -> None:
+        """Declare an output of the subgraph, provided by `source` (an inner node's output or an input);
+        its type is the source's, unless given."""
+        if type is None:
+            type = self._type_of(source)
+        self.doc["outputs"].append({"name": name, "type": type, "from": dict(source)})
+
+    def _type_of(self, source: dict) -> str:
+        from latentgraph.nodes import registry
+
+        if "subgraph_input" in source:
+            return next(i["type"] for i in self.doc["inputs"] if i["name"] == source["subgraph_input"])
+        spec = registry().get(self.doc["nodes"].get(source.get("node"), {}).get("type"))
+        index = spec.output_index(source["output"]) if spec else None
+        if index is None:
+            raise ValueError(f"cannot tell the type of {source}: give type=")
+        return spec.outputs[index].type
+
+
+class Workflow(_Nodes):
+    """Build a workflow in Python:
+
+        wf = Workflow()
+        ckpt = wf.add("CheckpointLoaderSimple", ckpt_name="tiny-shapes")
+        pos = wf.add("CLIPTextEncode", text="a red circle", clip=ckpt.CLIP)
+
+    Subgraphs:
+
+        sub = wf.define_subgraph("upscale", name="Upscale and sharpen")
+        scaled = sub.add("ImageScaleBy", image=sub.input("image", "IMAGE"), upscale_method="bicubic",
+                         scale_by=sub.input("scale_by", "FLOAT", default=2.0))
+        sub.output("IMAGE", sub.add("ImageSharpen", image=scaled.IMAGE).IMAGE)
+        big = wf.add_subgraph("upscale", image=decode.IMAGE, scale_by=1.5)   # big.IMAGE
+    """
+
+    def __init__(self, doc: dict | None = None):
+        self.doc = load_workflow(doc) if doc is not None else {"format": FORMAT, "version": VERSION, "nodes": {}}
+
+    def define_subgraph(self, subgraph_id: str, name: str | None = None, description: str | None = None,
+                        definition: dict | None = None) -> SubgraphDefinition:
+        """Add a subgraph definition (an empty one to build, or `definition` as it is, e.g. from the
+        components library)."""
+        if definition is None:
+            definition = {"name": name or subgraph_id, "inputs": [], "outputs": [], "nodes": {}}
+            if description:
+                definition["description"] = description
+        self.doc.setdefault("subgraphs", {})[subgraph_id] = definition
+        return SubgraphDefinition(definition)
 
     def to_json(self) -> dict:
         return copy.deepcopy(self.doc)

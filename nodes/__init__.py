@@ -10,7 +10,7 @@ from latentgraph.nodes.spec import REGISTRY, NodeSpec
 NODE_MODULES = ("loaders", "lora", "conditioning", "conditioning_ops", "latent", "sampling", "image", "masks",
                 "sdxl", "advanced_sampling",
                 "controlnet", "preprocessors", "model_sampling", "canvas", "batches", "latent_compose",
-                "custom_sampling", "latent_ops")
+                "custom_sampling", "latent_ops", "step_cache")
 
 
 def registry() -> dict[str, NodeSpec]:

@@ -8,7 +8,7 @@ from latentgraph.lazy import F, torch
 from latentgraph.nodes.image import both_zero, center_crop
 from latentgraph.nodes.masks import grow
 from latentgraph.nodes.spec import COMBO, FLOAT, IMAGE, INT, LATENT, MASK, VAE, Input, Output, node
-from latentgraph.nodes.values import Latent, VAEModel
+from latentgraph.nodes.values import Latent, VAEModel, module_device, module_dtype
 
 LATENT_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic"]
 
@@ -27,11 +27,11 @@ def empty_latent_image(ctx, width: int, height: int, batch_size: int):
 @contextlib.contextmanager
 def vae_precision(vae):
     """diffusers runs an fp16 VAE marked `force_upcast` (SDXL's overflows in fp16) in float32."""
-    upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    upcast = module_dtype(vae) == torch.float16 and getattr(vae.config, "force_upcast", False)
     if upcast:
         vae.to(dtype=torch.float32)
     try:
-        yield vae.dtype
+        yield module_dtype(vae)
     finally:
         if upcast:
             vae.to(dtype=torch.float16)
@@ -56,7 +56,7 @@ def vae_decode(ctx, samples: Latent, vae: VAEModel):
     if latents is None:
         f = vae.scale_factor
         latents = torch.zeros(samples.batch_size, vae.latent_channels, samples.height // f, samples.width // f,
-                              device=model.device)
+                              device=module_device(model))
     with vae_precision(model) as dtype:
         image = model.decode(to_vae_space(latents.to(dtype), model.config), return_dict=False)[0]
     return ((image / 2 + 0.5).clamp(0, 1).float(),)

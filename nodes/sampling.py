@@ -7,7 +7,9 @@ image, diffusers' `strength`): the same calls in the same order, the same CPU ge
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
+import json
 
 from latentgraph.graph.errors import InputError
 from latentgraph.lazy import F, torch
@@ -20,6 +22,7 @@ from latentgraph.nodes.schedulers import (
     REFUSED_SCHEDULES,
     SAMPLER_NAMES,
     SCHEDULER_NAMES,
+    SEEDED_SAMPLERS,
     check_pair,
     make_scheduler,
 )
@@ -286,10 +289,25 @@ def check_latent(latent: Latent, model: DiffusionModel) -> None:
                                          f"VAE scale factor {f}")
 
 
+_SCHEDULES: dict[tuple, object] = {}  # unused schedulers with their timesteps set, copied for each run
+_SCHEDULES_KEPT = 64
+
+
 def new_schedule(model: DiffusionModel, sampler_name: str, scheduler: str, seed: int, steps: int):
-    sched = make_scheduler(model.scheduler_config, sampler_name, scheduler, seed)
-    sched.set_timesteps(steps, device=model.device)
-    return sched
+    """A fresh scheduler with its timesteps set for `steps`. Each one is built once per noise schedule,
+    sampler, grid, steps and device, and copied for every run: schedulers keep step state, and a copy of
+    one never stepped is what building it anew gives, at a tenth of the cost."""
+    device = model.device
+    key = (json.dumps(model.scheduler_config, sort_keys=True, default=str), sampler_name, scheduler, steps,
+           str(device), seed if sampler_name in SEEDED_SAMPLERS else None)
+    template = _SCHEDULES.get(key)
+    if template is None:
+        template = make_scheduler(model.scheduler_config, sampler_name, scheduler, seed)
+        template.set_timesteps(steps, device=device)
+        if len(_SCHEDULES) >= _SCHEDULES_KEPT:
+            _SCHEDULES.pop(next(iter(_SCHEDULES)))
+        _SCHEDULES[key] = template
+    return copy.deepcopy(template)
 
 
 def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positive: Conditioning,
@@ -326,7 +344,7 @@ def run_entries(ctx, model: DiffusionModel, sched, seed: int, cfg: float, positi
         if add_noise:
             noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
             latents = sched.add_noise(latents, noise, timesteps[:1].repeat(latents.shape[0]))
-    with adapters_active(model.unet, model.adapters), freeu_active(model):
+    with adapters_active(model.unet, model.adapters), freeu_active(model), step_cache_active(model, predict) as predict:
         latents, denoised = denoise_loop(ctx, model, sched, timesteps, latents, predict, generator, finish, after_step)
     return latent_image.replace(samples=latents, dist=None), latent_image.replace(samples=denoised, dist=None)
 
@@ -342,6 +360,22 @@ def freeu_active(model: DiffusionModel):
         yield
     finally:
         model.unet.disable_freeu()
+
+
+@contextlib.contextmanager
+def step_cache_active(model: DiffusionModel, predict):
+    """The model's step cache (DeepCache, first-block cache) switched on in the shared UNet for this
+    sampler's loop only; yields the predictor, which tells the cache each step."""
+    if model.step_cache is None:
+        yield predict
+        return
+    session = model.step_cache.session(model.unet)
+
+    def stepped(scheduler, latents, t, step: int = 0, total: int = 1):
+        session.begin_step(step, float(t))
+        return predict(scheduler, latents, t, step, total)
+    with session.installed():
+        yield stepped
 
 
 def latent_mask(mask: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:

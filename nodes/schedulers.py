@@ -64,6 +64,7 @@ MISSING_FLAGS: dict[str, tuple[str, ...]] = {
 }
 
 SAMPLER_NAMES = list(SAMPLERS)
+SEEDED_SAMPLERS = {"dpmpp_sde"}  # their scheduler depends on the seed (make_scheduler)
 SCHEDULER_NAMES = list(SCHEDULES)
 
 
@@ -96,7 +97,7 @@ def make_scheduler(base_config: dict, sampler_name: str, scheduler: str, seed: i
     settings.update({k: v for k, v in (("clip_sample", False), ("steps_offset", 1)) if k in accepted})
     settings.update(fixed)
     settings.update(SCHEDULES[scheduler])
-    if sampler_name == "dpmpp_sde":
+    if sampler_name in SEEDED_SAMPLERS:
         # Without a seed its Brownian tree draws from the global RNG: tie it to the node's seed.
         settings["noise_sampler_seed"] = seed
         hide_torchsde_rounding()

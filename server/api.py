@@ -8,7 +8,7 @@ from aiohttp import web
 
 from latentgraph.graph.errors import GraphError
 from latentgraph.graph.workflow import load_workflow
-from latentgraph.nodes import folders
+from latentgraph.nodes import checkpoint_info, folders
 from latentgraph.nodes.spec import catalog
 from latentgraph.server import openapi
 from latentgraph.server.openapi import ref
@@ -51,12 +51,21 @@ async def nodes(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/checkpoints")
-@openapi.operation(answer={"type": "object",
-                           "properties": {"checkpoints": {"type": "array", "items": {"type": "string"}}}})
+@openapi.operation(answer={"type": "object", "properties": {
+    "checkpoints": {"type": "array", "items": {"type": "string"}},
+    "details": {"type": "object", "description": "name -> what is known of it, read from its configs",
+                "additionalProperties": {"type": "object", "properties": {
+                    "family": {"type": "string", "description": "sd15, sd2, sdxl, sdxl_refiner, ..."},
+                    "resolution": {"type": "array", "items": {"type": "integer"}, "description": "[w, h]"}}}}}})
 async def checkpoints(request: web.Request) -> web.Response:
-    """Checkpoint names, as CheckpointLoaderSimple's ckpt_name accepts them."""
-    names = await asyncio.to_thread(folders.resolve_choices, state(request).settings, "checkpoints")
-    return web.json_response({"checkpoints": names})
+    """Checkpoint names, as CheckpointLoaderSimple's ckpt_name accepts them, with the family and
+    native resolution of those whose configs say (absent where unknown)."""
+    def listing() -> dict:
+        found = folders.list_checkpoints(state(request).settings, include_pickles=True)
+        details = {name: info for name, path in found.items() if (info := checkpoint_info.describe(path))}
+        return {"checkpoints": sorted(found), "details": details}
+
+    return web.json_response(await asyncio.to_thread(listing))
 
 
 @routes.post("/api/validate")

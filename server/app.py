@@ -3,7 +3,8 @@
     latentgraph serve [--host 127.0.0.1] [--port 8188] ...
 
 calls `serve(host, port, settings, token)`. Everything the server reads or writes lies in the
-configured folders, the saved-workflow library and the history database beside the output folder.
+configured folders, the saved-workflow and component libraries and the history database beside the
+output folder.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from aiohttp import web
 from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
 from latentgraph.nodes import registry
-from latentgraph.server import api, comfy_protocol, editor, files, library, openapi, security
+from latentgraph.server import api, comfy_protocol, components, editor, files, library, openapi, security
 from latentgraph.server.comfy_bridge import ComfyBridge
 from latentgraph.server.events import Broadcaster
 from latentgraph.server.history import History
@@ -27,6 +28,7 @@ from latentgraph.server.state import SERVER, Server, state
 MAX_UPLOAD_BYTES = 32 << 20
 HISTORY_FILE = "latentgraph-history.sqlite3"
 LIBRARY_FOLDER = "workflows"
+COMPONENTS_FOLDER = "components"
 
 routes = web.RouteTableDef()
 
@@ -79,14 +81,15 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
 
     app = web.Application(middlewares=[security.guard(token), json_errors],
                           client_max_size=max_upload_bytes + (1 << 20))
-    app[SERVER] = Server(settings, executor, history, jobs, events,
-                         library_folder or settings.output.resolve().parent / LIBRARY_FOLDER, max_upload_bytes)
+    beside_output = settings.output.resolve().parent
+    app[SERVER] = Server(settings, executor, history, jobs, events, library_folder or beside_output / LIBRARY_FOLDER,
+                         max_upload_bytes, beside_output / COMPONENTS_FOLDER)
     app[editor.FOLDER] = editor_dist
     app[comfy_protocol.BRIDGE] = comfy
     # ComfyUI's protocol beside ours (paths both use answer both); the editor's routes come last: they
     # end with a catch-all.
-    for table in (comfy_protocol.shared(api.routes), files.routes, library.routes, comfy_protocol.shared(routes),
-                  comfy_protocol.routes(), editor.routes):
+    for table in (comfy_protocol.shared(api.routes), files.routes, library.routes, components.routes,
+                  comfy_protocol.shared(routes), comfy_protocol.routes(), editor.routes):
         app.router.add_routes(table)
 
     async def start(app: web.Application) -> None:

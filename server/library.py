@@ -25,9 +25,9 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.()-]{0,99}")
 ENTRY = {"type": "object", "properties": {"name": {"type": "string"}, "modified": {"type": "number"}}}
 
 
-def entry_path(folder: Path, name: str) -> Path:
+def entry_path(folder: Path, name: str, what: str = "workflow") -> Path:
     if not NAME.fullmatch(name) or ".." in name or name.endswith((" ", ".")):
-        raise failure(400, f"{name!r} is not a valid workflow name: use letters, digits, spaces and "
+        raise failure(400, f"{name!r} is not a valid {what} name: use letters, digits, spaces and "
                            "_ . ( ) - (at most 100, starting with a letter or digit)")
     return folder / f"{name}.json"
 

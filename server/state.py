@@ -23,6 +23,7 @@ class Server:
     events: Broadcaster
     library: Path  # saved workflows
     max_upload_bytes: int
+    components: Path  # saved subgraph definitions
 
 
 SERVER = web.AppKey("server", Server)

@@ -16,7 +16,7 @@ def txt2img(ckpt="tiny-sd15", prompt="a red circle", negative="", seed=1, steps=
     def ref(node, output):
         return {"node": node, "output": output}
 
-    return {"format": "latentgraph", "version": 2, "nodes": {
+    return {"format": "latentgraph", "version": 3, "nodes": {
         "ckpt": {"type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
         "pos": {"type": "CLIPTextEncode", "inputs": {"text": prompt, "clip": ref("ckpt", "CLIP")}},
         "neg": {"type": "CLIPTextEncode", "inputs": {"text": negative, "clip": ref("ckpt", "CLIP")}},

@@ -65,7 +65,7 @@ def ref(node: str, output: str) -> dict:
 
 def sdxl_txt2img(prompt="a large red circle", negative="", seed=3, steps=6, cfg=6.5, sampler_name="euler",
                  scheduler="normal", size=32) -> dict:
-    return {"format": "latentgraph", "version": 2, "nodes": {
+    return {"format": "latentgraph", "version": 3, "nodes": {
         "ckpt": {"type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": BASE}},
         "pos": {"type": "CLIPTextEncode", "inputs": {"text": prompt, "clip": ref("ckpt", "CLIP")}},
         "neg": {"type": "CLIPTextEncode", "inputs": {"text": negative, "clip": ref("ckpt", "CLIP")}},
@@ -89,7 +89,7 @@ def base_and_refiner(prompt="a large red circle", negative="", seed=5, steps=40,
             "sampler_name": sampler_name, "scheduler": scheduler, "start_at_step": start, "end_at_step": end,
             "return_with_leftover_noise": leftover}}
 
-    return {"format": "latentgraph", "version": 2, "nodes": {
+    return {"format": "latentgraph", "version": 3, "nodes": {
         "base": {"type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": BASE}},
         "refiner": {"type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": REFINER}},
         "pos": {"type": "CLIPTextEncode", "inputs": {"text": prompt, "clip": ref("base", "CLIP")}},

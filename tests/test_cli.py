@@ -138,7 +138,7 @@ def test_python_api_builds_and_runs_the_same_graph(tmp_path):
     assert (ours == read_png(next((tmp_path / "cli").glob("*.png")))).all()
 
 
-@pytest.mark.parametrize("name", ["txt2img", "img2img", "hires_fix", "inpaint"])
+@pytest.mark.parametrize("name", ["txt2img", "img2img", "hires_fix", "inpaint", "subgraph"])
 def test_examples_validate(name, tmp_path):
     done = cli("validate", EXAMPLES / f"{name}.json", "--input", EXAMPLES / "input", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

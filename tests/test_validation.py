@@ -234,7 +234,7 @@ def test_version_1_links_by_index_are_upgraded(executor):
                 index = {"MODEL": 0, "CLIP": 1, "VAE": 2}.get(value["output"], 0)
                 node["inputs"][name] = [value["node"], index]
     upgraded = load_workflow(wf)
-    assert upgraded["version"] == 2
+    assert upgraded["version"] == 3
     assert upgraded["nodes"]["decode"]["inputs"]["vae"] == {"node": "ckpt", "output": "VAE"}
     assert upgraded["nodes"]["sampler"]["inputs"]["latent_image"] == {"node": "latent", "output": "LATENT"}
     assert upgraded == load_workflow(txt2img(steps=2))
