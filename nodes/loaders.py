@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import diffusers
 from latentgraph.nodes import folders
 from latentgraph.nodes.previews import LatentPreviewer
 from latentgraph.nodes.quiet import quiet_loading
@@ -106,13 +107,16 @@ def vae_loader(ctx, vae_name: str):
     path = folders.list_vaes(ctx.settings).get(vae_name)
     if path is None:
         raise InputError("vae_name", folders.not_found(ctx.settings, "vae", vae_name))
+    vae = load_one_model(path, ctx.dtype, "AutoencoderKL", "load_vae")
+    return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name),)
+
+
+def load_one_model(path: Path, dtype, diffusers_class: str, single_file_loader: str):
+    """One model (a VAE, a ControlNet) from a diffusers folder, or from a single file with
+    `single_file`'s loader of that name."""
     with quiet_loading():
         if path.is_dir():
-            from diffusers import AutoencoderKL
-
-            vae = AutoencoderKL.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True,
-                                                local_files_only=True)
-        else:
-            from latentgraph.nodes import single_file
-            vae = single_file.load_vae(path, ctx.dtype)
-    return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name),)
+            cls = getattr(diffusers, diffusers_class)
+            return cls.from_pretrained(path, torch_dtype=dtype, use_safetensors=True, local_files_only=True)
+        from latentgraph.nodes import single_file
+        return getattr(single_file, single_file_loader)(path, dtype)

@@ -582,41 +582,39 @@ def _queue_state(ours):
     return handler
 
 
-def _queue_post(ours):
-    @functools.wraps(ours)
-    async def handler(request: web.Request) -> web.StreamResponse:
-        body = await body_of(request)
-        if isinstance(body, dict) and "workflow" not in body and ("clear" in body or "delete" in body):
-            return web.json_response({"cancelled": edit_queue(request, body)})  # ComfyUI's queue edit
-        return await ours(request)
-
-    handler.__doc__ = (ours.__doc__ or "") + "\n\nComfyUI's {\"clear\"} and {\"delete\"} bodies cancel prompts."
-    return handler
+async def _queue_edit(request: web.Request) -> bool:
+    body = await body_of(request)
+    return isinstance(body, dict) and "workflow" not in body and ("clear" in body or "delete" in body)
 
 
-def _interrupt(ours):
-    @functools.wraps(ours)
-    async def handler(request: web.Request) -> web.StreamResponse:
-        body = await body_of(request)
-        if isinstance(body, dict) and "prompt_id" in body:
-            return await post_interrupt(request)
-        return await ours(request)
-
-    handler.__doc__ = (ours.__doc__ or "") + "\n\nOr ComfyUI's {\"prompt_id\"}."
-    return handler
+async def _prompt_interrupt(request: web.Request) -> bool:
+    body = await body_of(request)
+    return isinstance(body, dict) and "prompt_id" in body
 
 
-def _websocket(ours):
-    @functools.wraps(ours)
-    async def handler(request: web.Request) -> web.StreamResponse:
-        return await (websocket(request) if "clientId" in request.query else ours(request))
-
-    handler.__doc__ = (ours.__doc__ or "") + "\n\nWith ?clientId=ID: ComfyUI's websocket messages instead."
-    return handler
+async def _comfy_socket(request: web.Request) -> bool:
+    return "clientId" in request.query
 
 
-SHARED = {("GET", "/api/queue"): _queue_state, ("POST", "/api/queue"): _queue_post,
-          ("POST", "/api/interrupt"): _interrupt, ("GET", "/ws"): _websocket}
+def _either(is_comfy, theirs, note: str):
+    """Our handler, wrapped to hand the requests `is_comfy` recognises to ComfyUI's `theirs`."""
+    def wrap(ours):
+        @functools.wraps(ours)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await (theirs(request) if await is_comfy(request) else ours(request))
+
+        handler.__doc__ = f"{ours.__doc__ or ''}\n\n{note}"
+        return handler
+
+    return wrap
+
+
+SHARED = {
+    ("GET", "/api/queue"): _queue_state,
+    ("POST", "/api/queue"): _either(_queue_edit, post_queue, 'ComfyUI\'s {"clear"} and {"delete"} cancel prompts.'),
+    ("POST", "/api/interrupt"): _either(_prompt_interrupt, post_interrupt, 'Or ComfyUI\'s {"prompt_id"}.'),
+    ("GET", "/ws"): _either(_comfy_socket, websocket, "With ?clientId=ID: ComfyUI's websocket messages instead."),
+}
 
 
 def shared(table: web.RouteTableDef) -> list[web.RouteDef]:

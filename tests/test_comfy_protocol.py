@@ -331,8 +331,9 @@ async def test_queue_delete_interrupt_and_history_of_an_interrupted_prompt(comfy
     async with comfy.session.post(comfy.base + "/queue", json={"delete": [waiting["prompt_id"]]}) as answer:
         assert answer.status == 200
     assert (await get_json(comfy, "/queue"))["queue_pending"] == []
-    async with comfy.session.post(comfy.base + "/interrupt", json={"prompt_id": "not-running"}) as answer:
-        assert (await answer.json()) == {"interrupted": None}
+    for path in ("/interrupt", "/api/interrupt"):  # the second is also our editor's
+        async with comfy.session.post(comfy.base + path, json={"prompt_id": "not-running"}) as answer:
+            assert (await answer.json()) == {"interrupted": None}
     async with comfy.session.post(comfy.base + "/interrupt") as answer:
         assert answer.status == 200
 
@@ -354,6 +355,8 @@ async def test_queue_delete_interrupt_and_history_of_an_interrupted_prompt(comfy
     async with comfy.session.post(comfy.base + "/history", json={"delete": [long["prompt_id"]]}) as answer:
         assert answer.status == 200
     assert await get_json(comfy, "/history") == {}
+    async with comfy.session.post(comfy.base + "/api/queue", json={"clear": True}) as answer:
+        assert await answer.json() == {"cancelled": []}  # ComfyUI's body on the path our editor queues on
     jobs = (await get_json(comfy, "/api/jobs"))["jobs"]  # our own history keeps every job
     assert {j["status"] for j in jobs} == {"interrupted", "cancelled"}
     await ws.close()
