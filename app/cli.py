@@ -29,6 +29,12 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
                              "CUDA, 1/8 of RAM up to 4GB on CPU)")
     parser.add_argument("--model-budget", metavar="SIZE",
                         help="memory for loaded checkpoints (default: 3/5 of GPU memory, or half the RAM)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch CPU threads (default: torch's, one per core); on a CPU shared with other "
+                             "work, 1 per concurrent job is often faster")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet and VAE decoder (compiled once per model and size, then "
+                             "reused; pays off over many runs, mostly on a GPU)")
 
 
 def _settings(args):
@@ -36,10 +42,35 @@ def _settings(args):
 
     options = {name: getattr(args, name) for name in ("models", "input", "output", "temp")
                if getattr(args, name, None)}
-    for name in ("device", "dtype", "cache_budget", "model_budget"):
+    for name in ("device", "dtype", "cache_budget", "model_budget", "threads", "compile"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     return Settings(**options)
+
+
+class _AxisOption(argparse.Action):
+    """--sweep and --zip share one list, in command-line order: a --zip joins the axis before it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), (option_string == "--zip", value)])
+
+
+def _sweep_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sweeps (many pictures from one workflow; see README 'Sweeps and grids')")
+    group.add_argument("--sweep", dest="axes", action=_AxisOption, default=[], metavar="NODE.INPUT=VALUES",
+                       help="an axis: the input takes each value in turn; axes are crossed. VALUES: 1,2,3 or a "
+                            "range 1..5 / 4..8:0.5 or a JSON list for text with commas: '[\"a, b\", \"c\"]'")
+    group.add_argument("--zip", dest="axes", action=_AxisOption, metavar="NODE.INPUT=VALUES",
+                       help="another input on the axis of the --sweep before it, value for value (a prompt and "
+                            "its negative)")
+    group.add_argument("--sweep-file", metavar="FILE", help="a sweep as JSON ({\"axes\": [...], \"repeat\": N})")
+    group.add_argument("--repeat", type=int, default=1, metavar="N",
+                       help="run each combination N times, the seeds increased by 0 .. N-1")
+    group.add_argument("--grid", metavar="FILE.png", help="write the labelled grid of the sweep's pictures (it "
+                                                          "embeds the workflow and the sweep)")
+    group.add_argument("--yes", action="store_true", help="run a sweep of more than --max-jobs jobs")
+    group.add_argument("--max-jobs", type=int, default=10_000, metavar="N",
+                       help="refuse bigger sweeps unless --yes (default 10000)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,10 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
                      help="change an input before running, e.g. --set sampler.seed=7 (NODE is a node id or title; "
                           "repeatable; applies to every workflow that has that node)")
+    _sweep_options(run)
     _folder_options(run)
     _engine_options(run)
     run.add_argument("--report", metavar="FILE", help="write each node's status (executed/cached) and seconds "
-                                                      "for every workflow to this JSON file")
+                                                      "for every workflow (or every job of a sweep, with totals) "
+                                                      "to this JSON file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     validate = commands.add_parser("validate", help="check workflows without running them")
@@ -79,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(generated and printed if not given)")
     serve.add_argument("--max-upload", metavar="SIZE", default="32MiB",
                        help="largest image or workflow file the editor may upload, e.g. 64MB (default 32MiB)")
+    serve.add_argument("--resume-interrupted", action="store_true",
+                       help="queue again (once) the job that was running when the server last stopped; pending "
+                            "jobs always run again")
+    serve.add_argument("--allow-callback-hosts", metavar="HOST[,HOST]", default="",
+                       help="hosts besides loopback that job webhooks (callback_url) may reach; '*' for any")
+    serve.add_argument("--max-sweep-jobs", type=int, default=10_000, metavar="N",
+                       help="refuse bigger sweeps unless the request confirms them (default 10000)")
     _folder_options(serve, output_flag="--output")
     _engine_options(serve)
 
@@ -98,9 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_override(text: str) -> tuple[str, str, str]:
+    from latentgraph.graph.targets import TargetError, split_target
+
     target, sep, value = text.partition("=")
-    node, dot, name = target.rpartition(".")
-    if not sep or not dot or not node or not name:
+    try:
+        node, name = split_target(target)
+    except TargetError:
+        node = name = ""
+    if not sep or not node or not name:
         raise ValueError(f"--set {text!r}: expected NODE.INPUT=VALUE, e.g. sampler.seed=7")
     return node, name, value
 
@@ -113,13 +158,7 @@ def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str
     overrides of the outer nodes), so that the change applies to that one use of the subgraph."""
     from latentgraph.graph.subgraphs import expand, has_subgraphs
 
-    problems, absent = [], set()
-    for text in overrides:
-        problem = _override(doc, text)
-        if problem == "absent":
-            absent.add(text)
-        elif problem:
-            problems.append(problem)
+    problems, absent = _overrides(doc, overrides)
     if absent and has_subgraphs(doc):
         expansion = expand(doc)
         if expansion.errors:
@@ -128,40 +167,37 @@ def apply_overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str
             return problems, set()
         doc.clear()
         doc.update(expansion.doc)
-        inner, absent = sorted(absent), set()
-        for text in inner:
-            problem = _override(doc, text)
-            if problem == "absent":
-                absent.add(text)
-            elif problem:
-                problems.append(problem)
+        inner_problems, absent = _overrides(doc, sorted(absent))
+        problems += inner_problems
+    return problems, absent
+
+
+def _overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str]]:
+    problems, absent = [], set()
+    for text in overrides:
+        problem = _override(doc, text)
+        if problem == "absent":
+            absent.add(text)
+        elif problem:
+            problems.append(problem)
     return problems, absent
 
 
 def _override(doc: dict, text: str) -> str | None:
     """Apply one --set: None, a problem, or "absent" when the workflow has no such node."""
     from latentgraph.graph.subgraphs import input_type
-    from latentgraph.nodes.spec import BOOLEAN, FLOAT, INT
+    from latentgraph.graph.targets import find_nodes, typed
 
     node_ref, name, raw = parse_override(text)
-    nodes = doc["nodes"]
-    matches = [node_ref] if node_ref in nodes else [i for i, n in nodes.items() if n.get("title") == node_ref]
+    matches = find_nodes(doc, node_ref)
     if not matches:
         return "absent"
     if len(matches) > 1:
         return f"--set {text}: several nodes are titled {node_ref!r}; use a node id"
-    node = nodes[matches[0]]
+    node = doc["nodes"][matches[0]]
     kind = input_type(doc, node, name)
-    value: object = raw
     try:
-        if kind == INT:
-            value = int(raw)
-        elif kind == FLOAT:
-            value = float(raw)
-        elif kind == BOOLEAN:
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(raw)
-            value = raw.lower() in ("true", "1", "yes")
+        value = typed(kind, raw)
     except ValueError:
         return f"--set {text}: {raw!r} is not a valid {kind} for input {name!r}"
     node.setdefault("inputs", {})[name] = value  # an unknown input name is reported by validation
@@ -280,6 +316,10 @@ def cmd_run(args) -> int:
     report, worst = [], 0
     # Bars on a terminal; in a pipe (a log), one line per node with its time.
     bars = ProgressBars(enabled=not args.quiet) if sys.stderr.isatty() else NodeLines(enabled=not args.quiet)
+    if args.axes or args.sweep_file or args.repeat != 1 or args.grid:
+        from latentgraph.cli_sweep import run_sweep
+
+        return run_sweep(args, executor, loaded, bars)
     for path, doc, problems in loaded:
         entry: dict = {"workflow": path}
         report.append(entry)
@@ -420,8 +460,15 @@ def cmd_serve(args) -> int:
     except ValueError as error:
         print(f"latentgraph serve: --max-upload: {error}", file=sys.stderr)
         return 2
-    serve(host=args.host, port=args.port, settings=_settings(args), token=args.token,
-          max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES)
+    try:
+        settings = _settings(args)
+    except ValueError as error:
+        print(f"latentgraph serve: {error}", file=sys.stderr)
+        return 2
+    serve(host=args.host, port=args.port, settings=settings, token=args.token,
+          max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES,
+          resume_interrupted=args.resume_interrupted, max_sweep_jobs=args.max_sweep_jobs,
+          callback_hosts=tuple(h for h in args.allow_callback_hosts.split(",") if h.strip()))
     return 0
 
 

@@ -97,12 +97,13 @@ class Executor:
         self.settings = settings or Settings()
         self.device = self.settings.torch_device()
         self.dtype = self.settings.torch_dtype()
+        self.settings.apply_threads()
         self.cache = cache_mod.ResultCache(*self.settings.budgets())
         self.previews = previews
         self._interrupt = threading.Event()
         self._lock = threading.Lock()  # one run at a time
         # Cache keys depend on where and how results were computed.
-        self._salt = f"{self.device.type}:{self.dtype}"
+        self._salt = f"{self.device.type}:{self.dtype}" + (":compiled" if self.settings.compile else "")
 
     def interrupt(self) -> None:
         self._interrupt.set()
@@ -133,6 +134,14 @@ class Executor:
             if errors:
                 raise WorkflowInvalid(errors)
             return self._execute(doc, plan, emit)
+
+    def sweep(self, workflow: Any, sweep: Any, **options):
+        """Run every job of a sweep (see `latentgraph.graph.sweep`) with this executor's cache, the
+        jobs ordered so that shared upstream work runs once. Options: on_event, on_job, confirm,
+        max_jobs. Returns a SweepResult: per-job results, `totals()`, `report()`, `save_grid(path)`."""
+        from latentgraph.graph.sweep import run_sweep
+
+        return run_sweep(self, workflow, sweep, **options)
 
     def _execute(self, doc: dict, plan: Plan, emit: Callable[[Event], None]) -> RunResult:
         result = RunResult(workflow=doc)

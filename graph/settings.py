@@ -38,12 +38,27 @@ class Settings:
     dtype: str | None = None  # float32 | float16 | bfloat16; None: float16 on CUDA, float32 on CPU
     cache_budget: int | None = None  # bytes for intermediate results; None: a default per device
     model_budget: int | None = None  # bytes for loaded models; None: a default per device
+    threads: int | None = None  # torch's CPU threads (--threads); None: torch's default
+    compile: bool = False  # torch.compile the UNet and the VAE decoder (--compile)
 
     def __post_init__(self):
         for name in ("models", "input", "output", "temp"):
             setattr(self, name, Path(getattr(self, name)))
         self.cache_budget = parse_bytes(self.cache_budget)
         self.model_budget = parse_bytes(self.model_budget)
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads must be a whole number of at least 1, got {self.threads!r}")
+
+    def apply_threads(self) -> None:
+        """Set torch's CPU threads (process-wide) where `threads` is given: the intra-op pool, and the
+        inter-op pool while torch still allows it (only before its first parallel work)."""
+        if self.threads is None:
+            return
+        torch.set_num_threads(self.threads)
+        try:
+            torch.set_num_interop_threads(self.threads)
+        except RuntimeError:
+            pass
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":

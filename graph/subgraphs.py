@@ -164,6 +164,15 @@ class _Instance:
     broken: bool = False  # its own error says why; links to it are not reported again
 
 
+@dataclass(frozen=True)
+class _Ref:
+    """A link or subgraph input still to be resolved: ("node", path, output) or ("in", Subgraph node, input)."""
+
+    kind: str
+    node: str
+    name: str
+
+
 @dataclass
 class _Broken:
     kind: str
@@ -191,10 +200,13 @@ class Expansion:
         errors = [] if self.fatal else [e for e in errors if (e.node_id, e.input) not in self.skip
                                         and not (e.kind == "no_output" and self.errors)]  # they may be inside
         for error in self.errors + errors:
-            error = self._attribute(error)
-            if (error.kind, error.node_id, error.input) not in seen or error.node_type != SUBGRAPH:
-                out.append(error)
-            seen.add((error.kind, error.node_id, error.input))
+            attributed = self._attribute(error)
+            if attributed is not error:  # one report per Subgraph node input, however many inner uses
+                key = (attributed.kind, attributed.node_id, attributed.input)
+                if key in seen:
+                    continue
+                seen.add(key)
+            out.append(attributed)
         return out
 
     def _attribute(self, error: GraphError) -> GraphError:
@@ -226,7 +238,7 @@ class _Expander:
         self.definitions = definitions
         self.instances: dict[str, _Instance] = {}
         self.flat: dict[str, Any] = {}
-        self.memo: dict[tuple, tuple[Any, tuple | None]] = {}
+        self.memo: dict[_Ref, tuple[Any, tuple | None]] = {}
         self.expansion = Expansion({k: v for k, v in doc.items() if k != "subgraphs"}, self.errors)
 
     def run(self) -> Expansion:
@@ -314,8 +326,8 @@ class _Expander:
         expansion = self.expansion
         for node_id, node in self.flat.items():
             inputs = node.get("inputs") if isinstance(node, dict) else None
-            for name, value in list((inputs or {}).items()):
-                if not isinstance(value, tuple):
+            for name, value in list(inputs.items() if isinstance(inputs, dict) else ()):
+                if not isinstance(value, _Ref):
                     continue
                 result, origin = self._resolve(value)
                 if origin is not None:
@@ -329,11 +341,11 @@ class _Expander:
                 else:
                     inputs[name] = dict(result) if isinstance(result, dict) else result
 
-    def _resolve(self, ref: tuple) -> tuple[Any, tuple | None]:
+    def _resolve(self, ref: _Ref) -> tuple[Any, tuple | None]:
         """(what a reference stands for, the Subgraph node input that supplied it) following the chain
         through Subgraph inputs and outputs; every step on the way is memoised."""
         chain, seen, current, origin = [], set(), ref, None
-        while isinstance(current, tuple):
+        while isinstance(current, _Ref):
             if current in self.memo:
                 current, origin = self.memo[current]
                 break
@@ -344,13 +356,13 @@ class _Expander:
             chain.append(current)
             current = self._step(current)
         for item in reversed(chain):
-            if origin is None and item[0] == "in":
-                origin = (item[1], item[2])
+            if origin is None and item.kind == "in":
+                origin = (item.node, item.name)
             self.memo[item] = (current, origin)
         return self.memo[ref]
 
-    def _step(self, ref: tuple) -> Any:
-        kind, node_id, name = ref
+    def _step(self, ref: _Ref) -> Any:
+        kind, node_id, name = ref.kind, ref.node, ref.name
         instance = self.instances.get(node_id)
         if kind == "in":  # a Subgraph node's input, as seen from inside
             if name in instance.bindings:
@@ -370,7 +382,7 @@ class _Expander:
                                              f"outputs: {', '.join(outputs) or 'none'}")
         if instance.mode == "bypassed":  # the first input of the output's type passes through
             for item in declared(instance.definition.get("inputs")).values():
-                if item.get("type") == output.get("type") and isinstance(instance.bindings.get(item["name"]), tuple):
+                if item.get("type") == output.get("type") and isinstance(instance.bindings.get(item["name"]), _Ref):
                     return instance.bindings[item["name"]]
             return _Broken("missing_node", f"is linked to bypassed Subgraph '{node_id}', which has no "
                                            f"{output.get('type')} input to pass through")
@@ -378,12 +390,11 @@ class _Expander:
 
 
 def _reference(value: Any, prefix: str, owner: str | None) -> Any:
-    """A link or subgraph input as a reference ("node", path, output) or ("in", Subgraph node, input);
-    constants stay (JSON has no tuples, so a tuple is always a reference)."""
+    """A link or subgraph input as a reference to resolve; constants stay."""
     if is_link(value):
-        return ("node", prefix + str(value["node"]), value["output"])
+        return _Ref("node", prefix + str(value["node"]), str(value["output"]))
     if is_subgraph_input(value) and owner is not None:
-        return ("in", owner, value["subgraph_input"])
+        return _Ref("in", owner, value["subgraph_input"])
     return value
 
 

@@ -58,7 +58,7 @@ def vae_decode(ctx, samples: Latent, vae: VAEModel):
         latents = torch.zeros(samples.batch_size, vae.latent_channels, samples.height // f, samples.width // f,
                               device=module_device(model))
     with vae_precision(model) as dtype:
-        image = model.decode(to_vae_space(latents.to(dtype), model.config), return_dict=False)[0]
+        image = vae.decode(to_vae_space(latents.to(dtype), model.config))
     return ((image / 2 + 0.5).clamp(0, 1).float(),)
 
 

@@ -1,6 +1,7 @@
 """Checkpoint loading: diffusers folders here, single-file .safetensors in `single_file`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -93,7 +94,10 @@ def checkpoint_loader_simple(ctx, ckpt_name: str):
         names = sorted(folders.list_checkpoints(ctx.settings, include_pickles=True))
         raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found; {folders.available(names)}")
     with quiet_loading():
-        return load_checkpoint(path, ctx.device, ctx.dtype)
+        model, clip, vae = load_checkpoint(path, ctx.device, ctx.dtype)
+    if ctx.settings.compile:
+        model, vae = dataclasses.replace(model, compile=True), dataclasses.replace(vae, compile=True)
+    return model, clip, vae
 
 
 @node("VAELoader", category="loaders",
@@ -108,7 +112,7 @@ def vae_loader(ctx, vae_name: str):
     if path is None:
         raise InputError("vae_name", folders.not_found(ctx.settings, "vae", vae_name))
     vae = load_one_model(path, ctx.dtype, "AutoencoderKL", "load_vae")
-    return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name),)
+    return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name, compile=ctx.settings.compile),)
 
 
 def load_one_model(path: Path, dtype, diffusers_class: str, single_file_loader: str):

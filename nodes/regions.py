@@ -81,7 +81,7 @@ def weighted_predictor(model: DiffusionModel, conds: list[Conditioning], names: 
             part = model_input[..., rows, cols]
             added_rows = {k: v[index] for k, v in added.items()} if added else None
             residuals = controls.residuals(part, t, embeds[index], added_rows, step, total, [g]) if full else {}
-            out = model.unet(part, t, encoder_hidden_states=embeds[index], timestep_cond=None,
+            out = model.denoiser(part, t, encoder_hidden_states=embeds[index], timestep_cond=None,
                              cross_attention_kwargs=None, added_cond_kwargs=added_rows, return_dict=False,
                              **residuals)[0]
             weight = weight.to(out)

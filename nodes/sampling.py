@@ -139,7 +139,7 @@ def guided_predictor(model: DiffusionModel, positive: Conditioning, negative: Co
         model_input = torch.cat([latents] * 2) if do_cfg else latents
         model_input = scheduler.scale_model_input(model_input, t)
         residuals = controls.residuals(model_input, t, embeds, added, step, total, list(range(len(groups))))
-        noise_pred = model.unet(model_input, t, encoder_hidden_states=embeds, timestep_cond=None,
+        noise_pred = model.denoiser(model_input, t, encoder_hidden_states=embeds, timestep_cond=None,
                                 cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False,
                                 **residuals)[0]
         if do_cfg:
@@ -177,7 +177,7 @@ def combined_predictor(model: DiffusionModel, positive: Conditioning, negative: 
         model_input = scheduler.scale_model_input(torch.cat([latents] * len(rows)), t)
         added_rows = {k: v[index] for k, v in added.items()} if added else None
         residuals = controls.residuals(model_input, t, embeds[index], added_rows, step, total, rows)
-        out = model.unet(model_input, t, encoder_hidden_states=embeds[index], timestep_cond=None,
+        out = model.denoiser(model_input, t, encoder_hidden_states=embeds[index], timestep_cond=None,
                          cross_attention_kwargs=None, added_cond_kwargs=added_rows, return_dict=False,
                          **residuals)[0].chunk(len(rows))
         cond = torch.stack(out[len(uncond_rows):]).mean(0)

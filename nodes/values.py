@@ -37,6 +37,7 @@ class DiffusionModel:
     freeu: dict | None = None  # FreeU's s1, s2, b1, b2, switched on while this model samples
     guidance_rescale: float = 0.0  # RescaleCFG's multiplier (diffusers' guidance_rescale)
     step_cache: Any = None  # DeepCache / ApplyFBCacheOnModel's settings, switched on while this model samples
+    compile: bool = False  # run the UNet through torch.compile (--compile)
 
     @property
     def device(self) -> torch.device:
@@ -53,6 +54,14 @@ class DiffusionModel:
     @property
     def dtype(self) -> torch.dtype:
         return module_dtype(self.unet)
+
+    @property
+    def denoiser(self):
+        """The UNet to call: compiled under --compile, except while a step cache swaps parts of it."""
+        if self.compile and self.step_cache is None:
+            from latentgraph.nodes.compiled import compiled
+            return compiled(self.unet)
+        return self.unet
 
 
 @dataclass(eq=False)
@@ -72,6 +81,14 @@ class VAEModel:
     """VAE: the autoencoder between pixels and latents."""
     vae: Any
     name: str
+    compile: bool = False  # decode through torch.compile (--compile)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """diffusers' `vae.decode(...)` sample, compiled under --compile."""
+        if self.compile:
+            from latentgraph.nodes.compiled import compiled
+            return compiled(self.vae, "decode")(latents, return_dict=False)[0]
+        return self.vae.decode(latents, return_dict=False)[0]
 
     @property
     def scale_factor(self) -> int:

@@ -135,12 +135,12 @@ class ComfyBridge:
 
     def queue(self) -> dict:
         running, pending = self.jobs.snapshot()
-        return {"queue_running": [self.queue_item(running.to_json())] if running else [],
+        return {"queue_running": [self.queue_item(job.to_json()) for job in running],
                 "queue_pending": [self.queue_item(job.to_json()) for job in pending]}
 
     def status(self) -> dict:
         running, pending = self.jobs.snapshot()
-        return {"exec_info": {"queue_remaining": len(pending) + (running is not None)}}
+        return {"exec_info": {"queue_remaining": len(pending) + len(running)}}
 
     def history_entry(self, job: dict) -> dict:
         """ComfyUI's history entry of a finished job: prompt, outputs, status (with its messages), meta."""

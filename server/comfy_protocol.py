@@ -163,7 +163,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     client_id = body.get("client_id") if isinstance(body.get("client_id"), str) else None
     prompt_id = body.get("prompt_id") if isinstance(body.get("prompt_id"), str) and body["prompt_id"] else None
     extra = body.get("extra_data") if isinstance(body.get("extra_data"), dict) else {}
-    job, _ = server.jobs.submit(doc, client_id)
+    job, _, _ = server.jobs.submit(doc, client_id)
     # Before any await, so that the job's first event finds it known.
     known = bridge(request).adopt(job.job_id, client_id, prompt_id, api=prompt if _is_api(prompt) else None,
                                   extra_data={k: v for k, v in extra.items() if k != "extra_pnginfo"})

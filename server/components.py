@@ -13,7 +13,7 @@ from aiohttp import web
 
 from latentgraph.graph.subgraphs import component_problems
 from latentgraph.server import openapi
-from latentgraph.server.library import ENTRY, entries, entry_path, write
+from latentgraph.server.library import ENTRY, delete_entry, entries, entry_path, read_entry, write
 from latentgraph.server.state import failure, read_json, state
 
 routes = web.RouteTableDef()
@@ -38,12 +38,7 @@ async def list_components(request: web.Request) -> web.Response:
 @openapi.operation(answer=COMPONENT, errors={400: "not a valid name", 404: "no such component"})
 async def get_component(request: web.Request) -> web.Response:
     """A saved component: its name and definition."""
-    path = _path(request)
-    try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except FileNotFoundError:
-        raise failure(404, f"no saved component {path.stem!r}") from None
-    return web.Response(text=text, content_type="application/json")
+    return await read_entry(_path(request), "component")
 
 
 @routes.put("/api/components/{name}")
@@ -67,10 +62,5 @@ async def save_component(request: web.Request) -> web.Response:
                    errors={400: "not a valid name", 404: "no such component"})
 async def delete_component(request: web.Request) -> web.Response:
     """Delete a saved component."""
-    path = _path(request)
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        raise failure(404, f"no saved component {path.stem!r}") from None
-    return web.json_response({"deleted": path.stem})
+    return delete_entry(_path(request), "component")
 

@@ -23,6 +23,7 @@ class Broadcaster:
     def __init__(self, greeting: Callable[[], list[dict]] = list):
         self._greeting = greeting  # events sent to a client when it connects (the queue state)
         self._clients: dict[web.WebSocketResponse, tuple[asyncio.Queue, str | None]] = {}
+        self._senders: dict[web.WebSocketResponse, asyncio.Task] = {}
 
     def publish(self, event: dict) -> None:
         """Send an event to every client. Call on the event loop."""
@@ -48,25 +49,34 @@ class Broadcaster:
         for event in self._greeting() if greeting is None else greeting:
             queue.put_nowait(json.dumps(event))
         self._clients[ws] = (queue, key)
-        sender = asyncio.create_task(self._send(ws, queue))
+        sender = self._senders[ws] = asyncio.create_task(self._send(ws, queue))
         try:
             async for message in ws:  # clients only listen; reading notices when they leave
                 if message.type == WSMsgType.ERROR:
                     break
         finally:
             self._clients.pop(ws, None)
+            self._senders.pop(ws, None)
             sender.cancel()
         return ws
 
     async def _send(self, ws: web.WebSocketResponse, queue: asyncio.Queue) -> None:
         try:
-            while True:
-                message = await queue.get()
+            while (message := await queue.get()) is not None:
                 await (ws.send_bytes(message) if isinstance(message, bytes) else ws.send_str(message))
         except (ConnectionResetError, RuntimeError):  # the client went away mid-send
             pass
 
-    async def close_all(self) -> None:
-        clients, self._clients = list(self._clients), {}
+    async def close_all(self, flush_timeout: float = 5.0) -> None:
+        """Send every client what is queued for it (the last jobs' ends, `shutdown`), then close."""
+        clients, self._clients = dict(self._clients), {}
+        senders = [self._senders[ws] for ws in clients if ws in self._senders]
+        for queue, _ in clients.values():
+            try:
+                queue.put_nowait(None)  # the sender stops after the events before it
+            except asyncio.QueueFull:
+                pass
+        if senders:
+            await asyncio.wait(senders, timeout=flush_timeout)
         for ws in clients:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")

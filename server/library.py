@@ -49,6 +49,23 @@ def write(path: Path, doc: dict) -> None:
     os.replace(partial, path)
 
 
+async def read_entry(path: Path, what: str) -> web.Response:
+    """A saved file as it was saved; 404 naming `what` if there is none."""
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except FileNotFoundError:
+        raise failure(404, f"no saved {what} {path.stem!r}") from None
+    return web.Response(text=text, content_type="application/json")
+
+
+def delete_entry(path: Path, what: str) -> web.Response:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise failure(404, f"no saved {what} {path.stem!r}") from None
+    return web.json_response({"deleted": path.stem})
+
+
 @routes.get("/api/workflows")
 @openapi.operation(answer={"type": "object", "properties": {"workflows": {"type": "array", "items": ENTRY}}})
 async def list_workflows(request: web.Request) -> web.Response:
@@ -60,12 +77,7 @@ async def list_workflows(request: web.Request) -> web.Response:
 @openapi.operation(answer=ref("Workflow"), errors={400: "not a valid name", 404: "no such workflow"})
 async def get_workflow(request: web.Request) -> web.Response:
     """A saved workflow, as it was saved."""
-    path = entry_path(state(request).library, request.match_info["name"])
-    try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except FileNotFoundError:
-        raise failure(404, f"no saved workflow {path.stem!r}") from None
-    return web.Response(text=text, content_type="application/json")
+    return await read_entry(entry_path(state(request).library, request.match_info["name"]), "workflow")
 
 
 @routes.put("/api/workflows/{name}")
@@ -86,9 +98,4 @@ async def save_workflow(request: web.Request) -> web.Response:
                    errors={400: "not a valid name", 404: "no such workflow"})
 async def delete_workflow(request: web.Request) -> web.Response:
     """Delete a saved workflow."""
-    path = entry_path(state(request).library, request.match_info["name"])
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        raise failure(404, f"no saved workflow {path.stem!r}") from None
-    return web.json_response({"deleted": path.stem})
+    return delete_entry(entry_path(state(request).library, request.match_info["name"]), "workflow")

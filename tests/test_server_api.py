@@ -287,7 +287,9 @@ async def test_jobs_a_stopped_server_left_unfinished_are_recorded_as_such(aiohtt
     client = await aiohttp_client(create_app(settings))
     running = await (await client.get("/api/jobs/was-running")).json()
     assert running["status"] == "interrupted" and "stopped" in running["errors"][0]["message"]
-    assert (await (await client.get("/api/jobs/was-pending")).json())["status"] == "cancelled"
+    # A pending job is still queued: it runs without being queued again (issue 20's durable queue).
+    assert (await wait_job(client, "was-pending"))["status"] == "success"
+    assert (await (await client.get("/api/jobs/was-running")).json())["attempts"] == 0  # not run again
 
 
 async def test_openapi_document_lists_every_route(client):

@@ -392,3 +392,25 @@ def test_comfyui_workflow_with_subgraphs_converts_and_runs(executor):
     result = executor.run(converted)
     assert read_png(result.images[0]["path"]).shape == (64, 64, 3)
     assert {r.status for r in executor.run(twin).report} == {"cached"}
+
+
+def test_malformed_subgraphs_are_errors_not_crashes(executor):
+    odd = [
+        lambda n, s: s.clear() or s.update(pipeline=[1, 2]),
+        lambda n, s: s["pipeline"].update(inputs="x", outputs=[3, {"name": 4}]),
+        lambda n, s: s["upscale"]["nodes"].update({"1": [], "2": {"type": "ImageSharpen", "inputs": [1]}}),
+        lambda n, s: s["upscale"]["nodes"]["2"]["inputs"].update(image={"node": ["x"], "output": ["y"]}),
+        lambda n, s: s["upscale"]["outputs"][0].update({"from": {"subgraph_input": "nope"}}),
+        lambda n, s: n["5"].update(inputs=[1], subgraph=["pipeline"]),
+        lambda n, s: n["5"].update(mode="sideways"),
+        lambda n, s: n.update(x={"type": "PreviewImage", "inputs": {"images": given("image")}}),
+        lambda n, s: s["generate"]["nodes"]["sampler"]["inputs"].update(seed=given("seed"), cfg=given("seed")),
+        lambda n, s: n["5"]["inputs"].update(model=ref("5", "IMAGE")),  # a loop through the subgraph
+    ]
+    for change in odd:
+        workflow = mutate(change)
+        errors = errors_of(workflow, executor)
+        assert errors and all(isinstance(e, GraphError) and e.message for e in errors), workflow
+    workflow = nested()
+    workflow["subgraphs"] = "nothing"
+    assert errors_of(workflow, executor)[0].message == "workflow: 'subgraphs' must be an object of id -> definition"

@@ -1,46 +1,96 @@
 // Conversion between our workflow format (docs/protocol.md) and React Flow's nodes and edges,
 // plus the checks that need only the catalog (no server round trip).
+//
+// One "level" is the graph on the canvas: the workflow itself, or a subgraph definition being
+// edited. Besides the engine's nodes a level has editor-only nodes: reroute points, group frames
+// and, inside a subgraph, its input and output panels. Those are stored in the `ui` parts of the
+// JSON; the engine sees direct links (a wire through reroutes is saved as the link it stands for).
 import type { Edge, Node, Viewport as FlowViewport } from "@xyflow/react";
 import { choicesFor, defaultValue, isSocketInput, typeColor } from "./catalog";
 import type {
   Catalog,
   Constant,
   ControlAfterGenerate,
+  GraphUi,
   InputDecl,
   InputValue,
   LinkRef,
   NodeDecl,
   NodeMode,
+  SubgraphDef,
+  SubgraphInputRef,
+  SubgraphIo,
   Workflow,
   WorkflowNode,
 } from "./types";
 
 export interface GraphNodeData extends Record<string, unknown> {
-  /** The node type (catalog key). */
+  /** The node type (catalog key, or "Subgraph"). */
   type: string;
   title?: string;
   mode: NodeMode;
   /** Widget values; kept while a value input is linked so unlinking restores them. */
   values: Record<string, Constant>;
   control: Record<string, ControlAfterGenerate>;
-  /** Inputs the catalog does not declare, kept so that saving does not lose them. */
+  /** Inputs the declaration does not have, kept so that saving does not lose them. */
   extraInputs?: Record<string, InputValue>;
   /** Other per-node `ui` keys, kept as they were. */
   extraUi?: Record<string, unknown>;
   size?: [number, number];
+  /** Header and body colour chosen by the user. */
+  color?: string;
+  collapsed?: boolean;
+  /** A pinned node cannot be moved or resized. */
+  pinned?: boolean;
+  /** For a node of type "Subgraph": the id of its definition, and the declaration made from it. */
+  subgraph?: string;
+  subgraphDecl?: NodeDecl;
   /** For a type missing from the catalog: the sockets we can infer from the workflow. */
   missingDecl?: NodeDecl;
 }
 
+export interface RerouteData extends Record<string, unknown> {
+  /** The type of the wire passing through (of what feeds it), "*" while nothing does. */
+  wireType: string;
+}
+
+export interface FrameData extends Record<string, unknown> {
+  title: string;
+  color: string;
+}
+
+/** Inside a subgraph: the panel of its inputs (side "in", they are outputs on the canvas) or outputs. */
+export interface IoData extends Record<string, unknown> {
+  side: "in" | "out";
+  items: SubgraphIo[];
+}
+
 export type GraphNode = Node<GraphNodeData, "graph">;
+export type RerouteNode = Node<RerouteData, "reroute">;
+export type FrameNode = Node<FrameData, "frame">;
+export type IoNode = Node<IoData, "sgio">;
+export type EditorNode = GraphNode | RerouteNode | FrameNode | IoNode;
 export type GraphEdge = Edge<{ type: string }>;
 
 export interface Graph {
-  nodes: GraphNode[];
+  nodes: EditorNode[];
   edges: GraphEdge[];
 }
 
 export const NODE_TYPE = "graph";
+export const SUBGRAPH_TYPE = "Subgraph";
+/** Ids of a subgraph's input and output panels, and the socket that adds an input or output. */
+export const IO_IN = "__in";
+export const IO_OUT = "__out";
+export const ADD_SOCKET = "__add";
+export const REROUTE_IN = "in";
+export const REROUTE_OUT = "out";
+export const FRAME_COLORS = ["#4a5d7a", "#5d4a7a", "#4a7a5d", "#7a6a4a", "#7a4a4a", "#4a6f7a", "#6b6b6b"];
+
+export const isGraphNode = (n: Node): n is GraphNode => n.type === NODE_TYPE;
+export const isReroute = (n: Node): n is RerouteNode => n.type === "reroute";
+export const isFrame = (n: Node): n is FrameNode => n.type === "frame";
+export const isIoNode = (n: Node): n is IoNode => n.type === "sgio";
 
 export function isLink(value: unknown): value is LinkRef {
   return (
@@ -49,6 +99,10 @@ export function isLink(value: unknown): value is LinkRef {
     typeof (value as LinkRef).node === "string" &&
     typeof (value as LinkRef).output === "string"
   );
+}
+
+export function isSubgraphInput(value: unknown): value is SubgraphInputRef {
+  return typeof value === "object" && value !== null && typeof (value as SubgraphInputRef).subgraph_input === "string";
 }
 
 export function edgeId(target: string, targetHandle: string): string {
@@ -67,9 +121,34 @@ export function makeEdge(source: string, output: string, target: string, input: 
   };
 }
 
-/** The declaration of a node: from the catalog, or inferred for an unknown type. */
+/** The declaration of a graph node: its subgraph's, the catalog's, or inferred for an unknown type. */
 export function declOf(catalog: Catalog | null, data: GraphNodeData): NodeDecl | undefined {
-  return catalog?.nodes[data.type] ?? data.missingDecl;
+  return data.subgraphDecl ?? catalog?.nodes[data.type] ?? data.missingDecl;
+}
+
+const ANY = "*";
+
+/** Sockets of any node on the canvas (a reroute passes its wire's type; panels list the subgraph's). */
+export function nodeDecl(catalog: Catalog | null, node: EditorNode | undefined): NodeDecl | undefined {
+  if (!node) return undefined;
+  switch (node.type) {
+    case "graph":
+      return declOf(catalog, node.data);
+    case "reroute":
+      return {
+        name: "Reroute",
+        inputs: [{ name: REROUTE_IN, type: node.data.wireType }],
+        outputs: [{ name: REROUTE_OUT, type: node.data.wireType }],
+      };
+    case "sgio": {
+      const items = [...node.data.items.map((i) => ({ name: i.name, type: i.type })), { name: ADD_SOCKET, type: ANY }];
+      return node.data.side === "in"
+        ? { name: "Subgraph inputs", inputs: [], outputs: items }
+        : { name: "Subgraph outputs", inputs: items, outputs: [] };
+    }
+    default:
+      return undefined;
+  }
 }
 
 export function nextNodeId(nodes: { id: string }[], reserved: Iterable<string> = []): string {
@@ -79,6 +158,14 @@ export function nextNodeId(nodes: { id: string }[], reserved: Iterable<string> =
     if (Number.isInteger(n) && n > max) max = n;
   }
   return String(max + 1);
+}
+
+/** A fresh editor-only id ("r3", "g2") that no node of the level uses. */
+export function nextLocalId(prefix: string, nodes: { id: string }[]): string {
+  const taken = new Set(nodes.map((n) => n.id));
+  let i = 1;
+  while (taken.has(`${prefix}${i}`)) i++;
+  return `${prefix}${i}`;
 }
 
 export function newNodeData(decl: NodeDecl, catalog: Catalog, dynamicChoices: Record<string, string[]>): GraphNodeData {
@@ -117,10 +204,54 @@ export function checkValue(input: InputDecl, value: unknown, dynamicChoices: Rec
   }
 }
 
+/** Inputs of a subgraph definition as the outer node's declaration: a value input takes its widget
+ * (range, choices) from the first inner input it feeds. */
+export function subgraphDecl(id: string, def: SubgraphDef, catalog: Catalog, defs: Record<string, SubgraphDef> = {}): NodeDecl {
+  const fed = new Map<string, InputDecl>();
+  for (const node of Object.values(def.nodes ?? {})) {
+    const decl = node.type === SUBGRAPH_TYPE ? undefined : catalog.nodes[node.type];
+    for (const [name, value] of Object.entries(node.inputs ?? {})) {
+      if (!isSubgraphInput(value) || fed.has(value.subgraph_input)) continue;
+      const inner =
+        decl?.inputs.find((i) => i.name === name) ??
+        (node.subgraph && defs[node.subgraph] && node.subgraph !== id
+          ? subgraphDecl(node.subgraph, defs[node.subgraph], catalog, {}).inputs.find((i) => i.name === name)
+          : undefined);
+      if (inner) fed.set(value.subgraph_input, inner);
+    }
+  }
+  const inputs: InputDecl[] = (def.inputs ?? []).map((io) => {
+    const inner = fed.get(io.name);
+    const base: InputDecl = inner && inner.type === io.type ? { ...inner } : { name: io.name, type: io.type };
+    base.name = io.name;
+    base.required = io.default === undefined;
+    if (io.default !== undefined) base.default = io.default;
+    delete base.tooltip;
+    return base;
+  });
+  return {
+    name: SUBGRAPH_TYPE,
+    display_name: def.name || id,
+    category: "subgraph",
+    description: def.description,
+    inputs,
+    outputs: (def.outputs ?? []).map((o) => ({ name: o.name, type: o.type })),
+  };
+}
+
 export interface LoadedGraph extends Graph {
   viewport?: FlowViewport;
+  /** Top-level `ui` keys the editor does not use, kept as they were. */
+  extraUi?: Record<string, unknown>;
   /** What did not fit the catalog (unknown types, inputs, outputs), for the user to see. */
   problems: string[];
+}
+
+/** What a level is read from: a workflow's nodes and ui, or a subgraph definition's (with its io). */
+export interface LevelDoc {
+  nodes: Record<string, WorkflowNode>;
+  ui?: GraphUi & { io?: { in?: [number, number]; out?: [number, number] } };
+  io?: { inputs: SubgraphIo[]; outputs: (SubgraphIo & { from?: LinkRef })[] };
 }
 
 /** Build React Flow nodes and edges from a workflow, checking it against the catalog. */
@@ -129,91 +260,239 @@ export function workflowToGraph(
   catalog: Catalog,
   dynamicChoices: Record<string, string[]>,
 ): LoadedGraph {
+  const loaded = docToGraph({ nodes: workflow.nodes ?? {}, ui: workflow.ui }, catalog, dynamicChoices, workflow.subgraphs ?? {});
+  const vp = workflow.ui?.viewport;
+  if (vp && [vp.x, vp.y, vp.zoom].every((v) => typeof v === "number" && Number.isFinite(v))) loaded.viewport = { ...vp };
+  const extra = { ...(workflow.ui ?? {}) };
+  for (const key of ["viewport", "groups", "reroutes"]) delete extra[key];
+  if (Object.keys(extra).length) loaded.extraUi = extra;
+  return loaded;
+}
+
+/** Build one level (a workflow's or a subgraph definition's) from its JSON. */
+export function docToGraph(
+  doc: LevelDoc,
+  catalog: Catalog,
+  dynamicChoices: Record<string, string[]>,
+  defs: Record<string, SubgraphDef>,
+): LoadedGraph {
   const problems: string[] = [];
-  const entries = Object.entries(workflow.nodes ?? {});
-  const inferred = inferMissingDecls(workflow, catalog);
-  const nodes: GraphNode[] = [];
-  const edges: GraphEdge[] = [];
+  const entries = Object.entries(doc.nodes ?? {});
+  const inferred = inferMissingDecls(doc.nodes ?? {}, catalog, defs);
+  const nodes: EditorNode[] = [];
+  const graphNodes = new Map<string, GraphNode>();
 
   for (const [id, wn] of entries) {
-    const decl = catalog.nodes[wn.type] ?? inferred[id];
-    if (!catalog.nodes[wn.type]) problems.push(`node ${id}: unknown node type '${wn.type}'`);
-    const known = !!catalog.nodes[wn.type];
-    const values: Record<string, Constant> = {};
-    const extraInputs: Record<string, InputValue> = {};
-    const given = wn.inputs ?? {};
-
-    for (const input of decl.inputs) {
-      const value = given[input.name];
-      const socket = known ? isSocketInput(catalog, input) : isLink(value);
-      if (!socket) {
-        values[input.name] = value === undefined || isLink(value) ? defaultValue(input, dynamicChoices) : value;
-      }
-    }
-    for (const [name, value] of Object.entries(given)) {
-      if (!decl.inputs.some((i) => i.name === name)) {
-        extraInputs[name] = value;
-        problems.push(`node ${id} (${wn.type}): unknown input '${name}'`);
-      }
-    }
-
-    const ui = { ...(wn.ui ?? {}) };
-    const position = ui.position;
-    const size = ui.size;
-    const control: Record<string, ControlAfterGenerate> = {};
-    for (const input of decl.inputs) {
-      if (!input.control_after_generate) continue;
-      control[input.name] = ui.control_after_generate?.[input.name] ?? "fixed";
-    }
-    delete ui.position;
-    delete ui.size;
-    delete ui.control_after_generate;
-
-    const data: GraphNodeData = { type: wn.type, mode: wn.mode ?? "active", values, control };
-    if (wn.title) data.title = wn.title;
-    if (Object.keys(extraInputs).length) data.extraInputs = extraInputs;
-    if (Object.keys(ui).length) data.extraUi = ui;
-    if (Array.isArray(size)) data.size = [size[0], size[1]];
-    if (!known) data.missingDecl = decl;
-    nodes.push({
-      id,
-      type: NODE_TYPE,
-      position: Array.isArray(position) ? { x: position[0], y: position[1] } : { x: NaN, y: NaN },
-      data,
-    });
+    const node = loadNode(id, wn, catalog, dynamicChoices, defs, inferred[id], problems);
+    nodes.push(node);
+    graphNodes.set(id, node);
   }
 
-  // Links, after all nodes exist.
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  for (const [id, wn] of entries) {
-    for (const [name, value] of Object.entries(wn.inputs ?? {})) {
-      if (!isLink(value)) continue;
-      const source = byId.get(value.node);
-      if (!source) {
-        problems.push(`node ${id}: input '${name}' links to missing node ${value.node}`);
-        continue;
+  // The subgraph's panels, when this level is a definition.
+  const io = doc.io;
+  if (io) {
+    const at = doc.ui?.io;
+    nodes.push(ioNode("in", io.inputs, at?.in));
+    nodes.push(ioNode("out", io.outputs, at?.out));
+  }
+
+  // Reroutes, then every wire.
+  const reroutes = doc.ui?.reroutes && typeof doc.ui.reroutes === "object" ? doc.ui.reroutes : {};
+  const rerouteIds = new Set<string>();
+  for (const [rid, r] of Object.entries(reroutes)) {
+    if (graphNodes.has(rid) || rid === IO_IN || rid === IO_OUT || !Array.isArray(r?.position)) continue;
+    rerouteIds.add(rid);
+    nodes.push({ id: rid, type: "reroute", position: { x: r.position[0], y: r.position[1] }, data: { wireType: ANY } });
+  }
+
+  /** Output type of a source, or undefined if it does not exist. */
+  const outputType = (node: string, output: string): string | undefined => {
+    const source = graphNodes.get(node);
+    return source ? declOf(catalog, source.data)?.outputs.find((o) => o.name === output)?.type : undefined;
+  };
+  const ioInputType = (name: string) => io?.inputs.find((i) => i.name === name)?.type;
+
+  /** Where a reroute's wire starts (following reroutes), as the link it stands for. */
+  const resolving = new Set<string>();
+  const rerouteSource = (rid: string): { link: LinkRef | SubgraphInputRef; type: string } | null => {
+    const from = reroutes[rid]?.from;
+    if (!from || resolving.has(rid)) return null;
+    resolving.add(rid);
+    try {
+      if ("reroute" in from) return rerouteIds.has(from.reroute) ? rerouteSource(from.reroute) : null;
+      if (isSubgraphInput(from)) {
+        const type = ioInputType(from.subgraph_input);
+        return type ? { link: from, type } : null;
       }
-      const sourceDecl = declOf(catalog, source.data);
-      const output = sourceDecl?.outputs.find((o) => o.name === value.output);
-      if (!output) {
-        problems.push(`node ${id}: input '${name}' links to missing output '${value.output}' of node ${value.node}`);
-        continue;
-      }
-      const targetDecl = declOf(catalog, byId.get(id)!.data);
-      const input = targetDecl?.inputs.find((i) => i.name === name);
-      if (!input) continue; // kept in extraInputs
-      if (input.type !== output.type && input.type !== "*" && output.type !== "*") {
-        problems.push(`node ${id}: input '${name}' (${input.type}) is linked to a ${output.type} output`);
-      }
-      edges.push(makeEdge(value.node, value.output, id, name, output.type));
+      const type = isLink(from) ? outputType(from.node, from.output) : undefined;
+      return type ? { link: from, type } : null;
+    } finally {
+      resolving.delete(rid);
     }
+  };
+
+  const edges: GraphEdge[] = [];
+  for (const rid of rerouteIds) {
+    const from = reroutes[rid].from;
+    const resolved = rerouteSource(rid);
+    const node = nodes.find((n) => n.id === rid) as RerouteNode;
+    if (resolved) node.data = { wireType: resolved.type };
+    if (!from || !resolved) continue;
+    if ("reroute" in from) edges.push(makeEdge(from.reroute, REROUTE_OUT, rid, REROUTE_IN, resolved.type));
+    else if (isSubgraphInput(from)) edges.push(makeEdge(IO_IN, from.subgraph_input, rid, REROUTE_IN, resolved.type));
+    else edges.push(makeEdge(from.node, from.output, rid, REROUTE_IN, resolved.type));
+  }
+  // Reroutes fed by nothing take the type of what they feed (so they connect as that type).
+  const sameLink = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+  for (const [id, wn] of entries) {
+    const target = graphNodes.get(id)!;
+    const targetDecl = declOf(catalog, target.data);
+    const via = (wn.ui?.via ?? {}) as Record<string, string>;
+    for (const input of targetDecl?.inputs ?? []) {
+      const value = wn.inputs?.[input.name];
+      const r = via[input.name];
+      if (r && rerouteIds.has(r)) {
+        const resolved = rerouteSource(r);
+        const linked = isLink(value) || isSubgraphInput(value);
+        if ((resolved && linked && sameLink(resolved.link, value)) || (!resolved && !linked)) {
+          const type = resolved?.type ?? input.type;
+          if (!resolved) (nodes.find((n) => n.id === r) as RerouteNode).data = { wireType: input.type };
+          edges.push(makeEdge(r, REROUTE_OUT, id, input.name, type));
+          continue;
+        }
+      }
+      if (isSubgraphInput(value)) {
+        const type = ioInputType(value.subgraph_input);
+        if (!type) problems.push(`node ${id}: input '${input.name}' uses the missing subgraph input '${value.subgraph_input}'`);
+        else edges.push(makeEdge(IO_IN, value.subgraph_input, id, input.name, type));
+        continue;
+      }
+      if (!isLink(value)) continue;
+      if (!graphNodes.has(value.node)) {
+        problems.push(`node ${id}: input '${input.name}' links to missing node ${value.node}`);
+        continue;
+      }
+      const type = outputType(value.node, value.output);
+      if (!type) {
+        problems.push(`node ${id}: input '${input.name}' links to missing output '${value.output}' of node ${value.node}`);
+        continue;
+      }
+      if (input.type !== type && input.type !== ANY && type !== ANY) {
+        problems.push(`node ${id}: input '${input.name}' (${input.type}) is linked to a ${type} output`);
+      }
+      edges.push(makeEdge(value.node, value.output, id, input.name, type));
+    }
+  }
+  for (const output of io?.outputs ?? []) {
+    if (!output.from) continue;
+    const type = outputType(output.from.node, output.from.output);
+    if (type) edges.push(makeEdge(output.from.node, output.from.output, IO_OUT, output.name, type));
+    else problems.push(`subgraph output '${output.name}' comes from a missing node or output`);
+  }
+
+  // Groups.
+  for (const group of Array.isArray(doc.ui?.groups) ? doc.ui.groups : []) {
+    const b = group?.bounding;
+    if (!Array.isArray(b) || b.length !== 4 || !b.every((v) => typeof v === "number" && Number.isFinite(v))) continue;
+    nodes.unshift(frameNode(nextLocalId("g", nodes), { x: b[0], y: b[1] }, [b[2], b[3]], group.title ?? "Group", group.color));
   }
 
   layoutUnplaced(nodes, edges, catalog);
-  const vp = workflow.ui?.viewport;
-  const viewport =
-    vp && [vp.x, vp.y, vp.zoom].every((v) => typeof v === "number" && Number.isFinite(v)) ? { ...vp } : undefined;
-  return { nodes, edges, viewport, problems };
+  return { nodes, edges, problems };
+}
+
+function loadNode(
+  id: string,
+  wn: WorkflowNode,
+  catalog: Catalog,
+  dynamicChoices: Record<string, string[]>,
+  defs: Record<string, SubgraphDef>,
+  inferred: NodeDecl | undefined,
+  problems: string[],
+): GraphNode {
+  let decl: NodeDecl | undefined;
+  let subgraphDeclared: NodeDecl | undefined;
+  if (wn.type === SUBGRAPH_TYPE) {
+    const def = wn.subgraph ? defs[wn.subgraph] : undefined;
+    if (def) subgraphDeclared = subgraphDecl(wn.subgraph!, def, catalog, defs);
+    else problems.push(`node ${id}: unknown subgraph '${wn.subgraph ?? ""}'`);
+    decl = subgraphDeclared;
+  } else {
+    decl = catalog.nodes[wn.type];
+    if (!decl) problems.push(`node ${id}: unknown node type '${wn.type}'`);
+  }
+  const known = !!decl;
+  decl = decl ?? inferred!;
+  const values: Record<string, Constant> = {};
+  const extraInputs: Record<string, InputValue> = {};
+  const given = wn.inputs ?? {};
+
+  for (const input of decl.inputs) {
+    const value = given[input.name];
+    const linked = isLink(value) || isSubgraphInput(value);
+    const socket = known ? isSocketInput(catalog, input) : linked;
+    if (!socket) {
+      values[input.name] = value === undefined || linked ? defaultValue(input, dynamicChoices) : (value as Constant);
+    }
+  }
+  for (const [name, value] of Object.entries(given)) {
+    if (!decl.inputs.some((i) => i.name === name)) {
+      extraInputs[name] = value;
+      problems.push(`node ${id} (${wn.type}): unknown input '${name}'`);
+    }
+  }
+
+  const ui = { ...(wn.ui ?? {}) };
+  const { position, size, color, collapsed, pinned } = ui;
+  const control: Record<string, ControlAfterGenerate> = {};
+  for (const input of decl.inputs) {
+    if (!input.control_after_generate) continue;
+    control[input.name] = ui.control_after_generate?.[input.name] ?? "fixed";
+  }
+  for (const key of ["position", "size", "control_after_generate", "color", "collapsed", "pinned", "via"]) delete ui[key];
+
+  const data: GraphNodeData = { type: wn.type, mode: wn.mode ?? "active", values, control };
+  if (wn.title) data.title = wn.title;
+  if (Object.keys(extraInputs).length) data.extraInputs = extraInputs;
+  if (Object.keys(ui).length) data.extraUi = ui;
+  if (Array.isArray(size)) data.size = [size[0], size[1]];
+  if (typeof color === "string") data.color = color;
+  if (collapsed === true) data.collapsed = true;
+  if (pinned === true) data.pinned = true;
+  if (wn.type === SUBGRAPH_TYPE) data.subgraph = wn.subgraph;
+  if (subgraphDeclared) data.subgraphDecl = subgraphDeclared;
+  if (!known) data.missingDecl = decl;
+  return {
+    id,
+    type: NODE_TYPE,
+    position: Array.isArray(position) ? { x: position[0], y: position[1] } : { x: NaN, y: NaN },
+    data,
+    ...(pinned === true ? { draggable: false } : {}),
+  };
+}
+
+export function ioNode(side: "in" | "out", items: SubgraphIo[], at?: [number, number]): IoNode {
+  return {
+    id: side === "in" ? IO_IN : IO_OUT,
+    type: "sgio",
+    position: Array.isArray(at) ? { x: at[0], y: at[1] } : { x: NaN, y: NaN },
+    data: { side, items: items.map((i) => ({ ...i })) },
+    deletable: false,
+  };
+}
+
+export function frameNode(id: string, position: { x: number; y: number }, size: [number, number], title: string, color?: string): FrameNode {
+  return {
+    id,
+    type: "frame",
+    position,
+    width: size[0],
+    height: size[1],
+    zIndex: -1,
+    dragHandle: ".lg-frame-title",
+    data: { title, color: color ?? FRAME_COLORS[0] },
+  };
 }
 
 function constantType(value: unknown): string {
@@ -222,28 +501,32 @@ function constantType(value: unknown): string {
 }
 
 /** For node types missing from the catalog, infer sockets from the workflow so links survive. */
-function inferMissingDecls(workflow: Workflow, catalog: Catalog): Record<string, NodeDecl> {
+function inferMissingDecls(
+  nodes: Record<string, WorkflowNode>,
+  catalog: Catalog,
+  defs: Record<string, SubgraphDef>,
+): Record<string, NodeDecl> {
   const result: Record<string, NodeDecl> = {};
-  const nodes = workflow.nodes ?? {};
+  const known = (wn: WorkflowNode) => (wn.type === SUBGRAPH_TYPE ? !!(wn.subgraph && defs[wn.subgraph]) : !!catalog.nodes[wn.type]);
   for (const [id, wn] of Object.entries(nodes)) {
-    if (catalog.nodes[wn.type]) continue;
+    if (known(wn)) continue;
     const inputs: InputDecl[] = Object.entries(wn.inputs ?? {}).map(([name, value]) => {
-      if (!isLink(value)) return { name, type: constantType(value) };
+      if (!isLink(value)) return { name, type: isSubgraphInput(value) ? ANY : constantType(value) };
       const source = nodes[value.node];
       const sourceOut = source && catalog.nodes[source.type]?.outputs.find((o) => o.name === value.output);
-      return { name, type: sourceOut?.type ?? "*" };
+      return { name, type: sourceOut?.type ?? ANY };
     });
     const outputs = new Map<string, string>();
     for (const other of Object.values(nodes)) {
       for (const [name, value] of Object.entries(other.inputs ?? {})) {
         if (!isLink(value) || value.node !== id) continue;
         const target = catalog.nodes[other.type]?.inputs.find((i) => i.name === name);
-        outputs.set(value.output, target?.type ?? "*");
+        outputs.set(value.output, target?.type ?? ANY);
       }
     }
     result[id] = {
       name: wn.type,
-      display_name: wn.type,
+      display_name: wn.type === SUBGRAPH_TYPE ? `Subgraph ${wn.subgraph ?? ""}` : wn.type,
       category: "missing",
       inputs,
       outputs: [...outputs].map(([name, type]) => ({ name, type })),
@@ -253,7 +536,7 @@ function inferMissingDecls(workflow: Workflow, catalog: Catalog): Record<string,
 }
 
 /** Give nodes without a saved position a place: columns by depth in the graph. */
-function layoutUnplaced(nodes: GraphNode[], edges: GraphEdge[], catalog: Catalog): void {
+function layoutUnplaced(nodes: EditorNode[], edges: GraphEdge[], catalog: Catalog): void {
   const unplaced = nodes.filter((n) => !Number.isFinite(n.position.x) || !Number.isFinite(n.position.y));
   if (!unplaced.length) return;
   const incoming = new Map<string, string[]>();
@@ -270,45 +553,73 @@ function layoutUnplaced(nodes: GraphNode[], edges: GraphEdge[], catalog: Catalog
     depth.set(id, d);
     return d;
   };
-  const placed = nodes.filter((n) => !unplaced.includes(n));
+  const placed = nodes.filter((n) => !unplaced.includes(n) && !isFrame(n));
   const left = placed.length ? Math.max(...placed.map((n) => n.position.x)) + 380 : 40;
   const columnY = new Map<number, number>();
+  const maxDepth = Math.max(0, ...unplaced.filter((n) => n.id !== IO_OUT).map((n) => depthOf(n.id)));
   for (const node of unplaced) {
-    const d = depthOf(node.id);
+    const d = node.id === IO_OUT ? maxDepth + 1 : depthOf(node.id);
     const y = columnY.get(d) ?? 40;
     node.position = { x: left + d * 400, y };
     columnY.set(d, y + estimateHeight(node, catalog) + 40);
   }
 }
 
-function estimateHeight(node: GraphNode, catalog: Catalog): number {
-  const decl = declOf(catalog, node.data);
+function estimateHeight(node: EditorNode, catalog: Catalog): number {
+  const decl = nodeDecl(catalog, node);
   if (!decl) return 100;
   const multiline = decl.inputs.filter((i) => i.multiline).length;
   return 40 + 24 * (decl.inputs.length + decl.outputs.length) + 80 * multiline;
 }
 
-/** Serialise React Flow state to our workflow format. */
-export function graphToWorkflow(
-  nodes: GraphNode[],
-  edges: GraphEdge[],
-  catalog: Catalog | null,
-  viewport?: FlowViewport,
-): Workflow {
-  const linkFor = new Map<string, LinkRef>();
-  for (const e of edges) {
-    if (e.sourceHandle && e.targetHandle) {
-      linkFor.set(edgeId(e.target, e.targetHandle), { node: e.source, output: e.sourceHandle });
+/** The wire into each input of a level, by edge id (`target:input`). */
+export function incomingEdges(edges: GraphEdge[]): Map<string, GraphEdge> {
+  const map = new Map<string, GraphEdge>();
+  for (const e of edges) if (e.targetHandle) map.set(edgeId(e.target, e.targetHandle), e);
+  return map;
+}
+
+/** What a wire stands for, following reroutes back to a node output or a subgraph input. */
+export function resolveSource(
+  edge: GraphEdge | undefined,
+  byId: Map<string, EditorNode>,
+  incoming: Map<string, GraphEdge>,
+): LinkRef | SubgraphInputRef | null {
+  const seen = new Set<string>();
+  while (edge && edge.sourceHandle) {
+    const source = byId.get(edge.source);
+    if (!source) return null;
+    if (isReroute(source)) {
+      if (seen.has(source.id)) return null;
+      seen.add(source.id);
+      edge = incoming.get(edgeId(source.id, REROUTE_IN));
+      continue;
     }
+    if (isIoNode(source)) return { subgraph_input: edge.sourceHandle };
+    return { node: edge.source, output: edge.sourceHandle };
   }
+  return null;
+}
+
+const rounded = (p: { x: number; y: number }): [number, number] => [Math.round(p.x), Math.round(p.y)];
+
+/** Serialise one level: its engine nodes (with links through reroutes resolved) and its ui. */
+export function graphToDoc(nodes: EditorNode[], edges: GraphEdge[], catalog: Catalog | null): Required<Pick<LevelDoc, "nodes">> & { ui: GraphUi; outputs: Record<string, LinkRef> } {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const incoming = incomingEdges(edges);
   const out: Record<string, WorkflowNode> = {};
+  const ui: GraphUi = {};
   for (const node of nodes) {
+    if (!isGraphNode(node)) continue;
     const data = node.data;
     const decl = declOf(catalog, data);
     const inputs: Record<string, InputValue> = {};
+    const via: Record<string, string> = {};
     const names = decl ? decl.inputs.map((i) => i.name) : Object.keys(data.values);
     for (const name of names) {
-      const link = linkFor.get(edgeId(node.id, name));
+      const edge = incoming.get(edgeId(node.id, name));
+      const link = resolveSource(edge, byId, incoming);
+      if (edge && isReroute(byId.get(edge.source)!)) via[name] = edge.source;
       if (link) inputs[name] = link;
       else if (name in data.values) inputs[name] = data.values[name];
     }
@@ -317,32 +628,84 @@ export function graphToWorkflow(
     }
     const wn: WorkflowNode = {
       type: data.type,
+      ...(data.subgraph ? { subgraph: data.subgraph } : {}),
       ...(data.title ? { title: data.title } : {}),
       ...(data.mode && data.mode !== "active" ? { mode: data.mode } : {}),
       inputs,
     };
-    const ui: WorkflowNode["ui"] = { ...(data.extraUi ?? {}) };
-    ui.position = [Math.round(node.position.x), Math.round(node.position.y)];
-    if (data.size) ui.size = [Math.round(data.size[0]), Math.round(data.size[1])];
-    if (Object.keys(data.control).length) ui.control_after_generate = { ...data.control };
-    wn.ui = ui;
+    const nodeUi: WorkflowNode["ui"] = { ...(data.extraUi ?? {}) };
+    nodeUi.position = rounded(node.position);
+    if (data.size) nodeUi.size = [Math.round(data.size[0]), Math.round(data.size[1])];
+    if (Object.keys(data.control).length) nodeUi.control_after_generate = { ...data.control };
+    if (data.color) nodeUi.color = data.color;
+    if (data.collapsed) nodeUi.collapsed = true;
+    if (data.pinned) nodeUi.pinned = true;
+    if (Object.keys(via).length) nodeUi.via = via;
+    wn.ui = nodeUi;
     out[node.id] = wn;
   }
-  const workflow: Workflow = { format: "latentgraph", version: 2, nodes: out };
-  if (viewport) {
-    workflow.ui = { viewport: { x: round2(viewport.x), y: round2(viewport.y), zoom: round4(viewport.zoom) } };
+  const reroutes: NonNullable<GraphUi["reroutes"]> = {};
+  for (const node of nodes) {
+    if (!isReroute(node)) continue;
+    const edge = incoming.get(edgeId(node.id, REROUTE_IN));
+    const source = edge && byId.get(edge.source);
+    const entry: (typeof reroutes)[string] = { position: rounded(node.position) };
+    if (edge && source && edge.sourceHandle) {
+      if (isReroute(source)) entry.from = { reroute: source.id };
+      else if (isIoNode(source)) entry.from = { subgraph_input: edge.sourceHandle };
+      else entry.from = { node: source.id, output: edge.sourceHandle };
+    }
+    reroutes[node.id] = entry;
   }
+  if (Object.keys(reroutes).length) ui.reroutes = reroutes;
+  const groups = nodes.filter(isFrame).map((f) => ({
+    title: f.data.title,
+    color: f.data.color,
+    bounding: [...rounded(f.position), Math.round(frameSize(f)[0]), Math.round(frameSize(f)[1])] as [number, number, number, number],
+  }));
+  if (groups.length) ui.groups = groups;
+  const outputs: Record<string, LinkRef> = {};
+  for (const e of edges) {
+    if (e.target !== IO_OUT || !e.targetHandle) continue;
+    const link = resolveSource(e, byId, incoming);
+    if (isLink(link)) outputs[e.targetHandle] = link;
+  }
+  return { nodes: out, ui, outputs };
+}
+
+export function frameSize(frame: FrameNode): [number, number] {
+  return [frame.width ?? frame.measured?.width ?? 400, frame.height ?? frame.measured?.height ?? 300];
+}
+
+/** Serialise the root level as a workflow in our format. */
+export function graphToWorkflow(
+  nodes: EditorNode[],
+  edges: GraphEdge[],
+  catalog: Catalog | null,
+  viewport?: FlowViewport,
+  subgraphs?: Record<string, SubgraphDef>,
+  extraUi?: Record<string, unknown>,
+): Workflow {
+  const doc = graphToDoc(nodes, edges, catalog);
+  const hasSubgraphs = !!subgraphs && Object.keys(subgraphs).length > 0;
+  const workflow: Workflow = { format: "latentgraph", version: hasSubgraphs ? 3 : 2, nodes: doc.nodes };
+  if (hasSubgraphs) workflow.subgraphs = subgraphs;
+  const ui: GraphUi = { ...(extraUi ?? {}), ...doc.ui };
+  if (viewport) ui.viewport = { x: round2(viewport.x), y: round2(viewport.y), zoom: round4(viewport.zoom) };
+  if (Object.keys(ui).length) workflow.ui = ui;
   return workflow;
 }
 
 const round2 = (v: number) => Math.round(v * 100) / 100;
 const round4 = (v: number) => Math.round(v * 10000) / 10000;
 
-/** Accept a parsed JSON document as a workflow in our format (version 2), or return null. */
+/** Accept a parsed JSON document as a workflow in our format (version 2 or 3), or return null. */
 export function asOurWorkflow(doc: unknown): Workflow | null {
   if (!doc || typeof doc !== "object") return null;
   const wf = doc as Workflow;
-  if (wf.format !== "latentgraph" || wf.version !== 2 || !wf.nodes || typeof wf.nodes !== "object") return null;
+  if (wf.format !== "latentgraph" || (wf.version !== 2 && wf.version !== 3) || !wf.nodes || typeof wf.nodes !== "object") {
+    return null;
+  }
   return wf;
 }
 
@@ -371,7 +734,9 @@ export function renumberFragment(
       else if (idMap.has(value.node)) inputs[name] = { node: idMap.get(value.node)!, output: value.output };
       else if (keepOutsideLinks && existing.has(value.node)) inputs[name] = value;
     }
-    nodes[idMap.get(id)!] = { ...wn, inputs, ui: wn.ui ? structuredClone(wn.ui) : undefined };
+    const ui = wn.ui ? structuredClone(wn.ui) : undefined;
+    if (ui) delete ui.via; // reroutes are not copied
+    nodes[idMap.get(id)!] = { ...wn, inputs, ui };
   }
-  return { workflow: { format: "latentgraph", version: 2, nodes }, idMap };
+  return { workflow: { ...fragment, nodes, ui: undefined }, idMap };
 }
