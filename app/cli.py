@@ -263,6 +263,40 @@ class ProgressBars:
             self.bar = None
 
 
+class NodeLines:
+    """Where there is no terminal for bars: one line per node, with its time, on stderr."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.started = enabled, {}
+
+    def __call__(self, event: dict) -> None:
+        if not self.enabled:
+            return
+        if event["type"] == "cached":
+            for node_id in event["node_ids"]:
+                print(f"  {node_id}: cached", file=sys.stderr, flush=True)
+        elif event["type"] == "executing":
+            self.started[event["node_id"]] = time.perf_counter()
+        elif event["type"] == "executed" and not event.get("cached"):
+            seconds = time.perf_counter() - self.started.pop(event["node_id"], time.perf_counter())
+            print(f"  {event['node_id']} ({event['node_type']}): {seconds:.2f}s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def report_unmatched(unmatched: list[str], loaded: list) -> None:
+    """--set options that name no node, with the nodes each workflow has (ids and titles)."""
+    for text in unmatched:
+        print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+    if unmatched:
+        for path, doc, _ in loaded:
+            if doc is not None:
+                names = [f"{node_id} ({node['title']!r})" if node.get("title") else node_id
+                         for node_id, node in doc["nodes"].items()]
+                print(f"  {path} has the nodes: {', '.join(names)}", file=sys.stderr)
+
+
 def _quiet_libraries() -> None:
     """diffusers/transformers print loading bars and notices that are noise on our command line."""
     import diffusers
@@ -290,8 +324,7 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if unmatched:
-        for text in unmatched:
-            print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+        report_unmatched(unmatched, loaded)
         return 2
     if args.ray:
         from latentgraph.ray_run import PoolRunner
@@ -302,7 +335,8 @@ def cmd_run(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     report, worst = [], 0
-    bars = ProgressBars(enabled=not args.quiet and sys.stderr.isatty())
+    # Bars on a terminal; in a pipe (a log), one line per node with its time.
+    bars = ProgressBars(enabled=not args.quiet) if sys.stderr.isatty() else NodeLines(enabled=not args.quiet)
     if args.axes or args.sweep_file or args.repeat != 1 or args.grid:
         from latentgraph.cli_sweep import run_sweep
 
@@ -360,8 +394,7 @@ def cmd_validate(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for text in unmatched:
-        print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+    report_unmatched(unmatched, loaded)
     for path, doc, problems in loaded:
         errors = problems or [e.message for e in validate(doc, settings)[1]]
         if errors:

@@ -174,7 +174,7 @@ async def interrupt(request: web.Request) -> web.Response:
     return web.json_response({"interrupted": interrupted})
 
 
-@routes.get("/api/history")
+@routes.get("/api/jobs")
 @openapi.operation(query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
                    answer={"type": "object", "properties": {"jobs": {"type": "array", "items": ref("Job")}}})
 async def history(request: web.Request) -> web.Response:
@@ -190,7 +190,7 @@ def query_limit(request: web.Request, default: int) -> int:
         raise failure(400, "limit must be a whole number") from None
 
 
-@routes.get("/api/history/{job_id}")
+@routes.get("/api/jobs/{job_id}")
 @openapi.operation(answer=ref("Job"), errors={404: "no such job"})
 async def history_job(request: web.Request) -> web.Response:
     """One job (pending, running or finished)."""

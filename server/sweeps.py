@@ -57,7 +57,12 @@ class Sweeps:
         self.history.save_sweep(record)
         event = {"type": "sweep_queued", "job_id": None, "sweep_id": sweep_id, "client_id": client_id,
                  "job_ids": [job.job_id for job in jobs], "total": len(jobs)}
-        return record, self.jobs.submit_many(jobs, event)
+        try:
+            return record, self.jobs.submit_many(jobs, event)
+        except RuntimeError:  # the server is shutting down: nothing was queued
+            record.update(status="finished", finished=time.time(), counts={})
+            self.history.save_sweep(record)
+            raise
 
     def describe(self, sweep_id: str, with_jobs: bool = True) -> dict | None:
         """The sweep's record with where it stands: `status`, `counts` and, per job, its status and images."""
@@ -108,6 +113,9 @@ class Sweeps:
             record = self.history.get_sweep(sweep_id)
             if record is None or record["status"] == "finished":
                 return
+            counts = self.history.sweep_counts(sweep_id)
+            if sum(n for status, n in counts.items() if status in FINISHED) < record["total"]:
+                return  # cheap: a big sweep's jobs are only read once they have all ended
             docs = self.history.sweep_jobs(sweep_id)
             if any(doc["status"] not in FINISHED or doc.get("resumable") for doc in docs):
                 return

@@ -276,7 +276,7 @@ async def test_the_server_runs_its_queue_and_sweeps_on_the_pool(pool, local, aio
         running = (await (await client.get("/api/queue")).json())["running_jobs"]
         workers_seen |= {job["worker"] for job in running if job["worker"]}
     for job_id, planned in zip(queued["job_ids"], plan.jobs):
-        job = await (await client.get(f"/api/history/{job_id}")).json()
+        job = await (await client.get(f"/api/jobs/{job_id}")).json()
         assert job["status"] == "success" and job["worker"] in {w.name for w in pool.workers}
         [image] = job["images"]
         served = await client.get(image["url"])

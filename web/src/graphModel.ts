@@ -251,7 +251,7 @@ export interface LoadedGraph extends Graph {
 export interface LevelDoc {
   nodes: Record<string, WorkflowNode>;
   ui?: GraphUi & { io?: { in?: [number, number]; out?: [number, number] } };
-  io?: { inputs: SubgraphIo[]; outputs: (SubgraphIo & { from?: LinkRef })[] };
+  io?: { inputs: SubgraphIo[]; outputs: (SubgraphIo & { from?: LinkRef | SubgraphInputRef })[] };
 }
 
 /** Build React Flow nodes and edges from a workflow, checking it against the catalog. */
@@ -386,6 +386,12 @@ export function docToGraph(
   }
   for (const output of io?.outputs ?? []) {
     if (!output.from) continue;
+    if (isSubgraphInput(output.from)) {
+      // An input passed straight through to an output.
+      const type = ioInputType(output.from.subgraph_input);
+      if (type) edges.push(makeEdge(IO_IN, output.from.subgraph_input, IO_OUT, output.name, type));
+      continue;
+    }
     const type = outputType(output.from.node, output.from.output);
     if (type) edges.push(makeEdge(output.from.node, output.from.output, IO_OUT, output.name, type));
     else problems.push(`subgraph output '${output.name}' comes from a missing node or output`);
@@ -604,7 +610,11 @@ export function resolveSource(
 const rounded = (p: { x: number; y: number }): [number, number] => [Math.round(p.x), Math.round(p.y)];
 
 /** Serialise one level: its engine nodes (with links through reroutes resolved) and its ui. */
-export function graphToDoc(nodes: EditorNode[], edges: GraphEdge[], catalog: Catalog | null): Required<Pick<LevelDoc, "nodes">> & { ui: GraphUi; outputs: Record<string, LinkRef> } {
+export function graphToDoc(
+  nodes: EditorNode[],
+  edges: GraphEdge[],
+  catalog: Catalog | null,
+): Required<Pick<LevelDoc, "nodes">> & { ui: GraphUi; outputs: Record<string, LinkRef | SubgraphInputRef> } {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const incoming = incomingEdges(edges);
   const out: Record<string, WorkflowNode> = {};
@@ -664,11 +674,11 @@ export function graphToDoc(nodes: EditorNode[], edges: GraphEdge[], catalog: Cat
     bounding: [...rounded(f.position), Math.round(frameSize(f)[0]), Math.round(frameSize(f)[1])] as [number, number, number, number],
   }));
   if (groups.length) ui.groups = groups;
-  const outputs: Record<string, LinkRef> = {};
+  const outputs: Record<string, LinkRef | SubgraphInputRef> = {};
   for (const e of edges) {
     if (e.target !== IO_OUT || !e.targetHandle) continue;
     const link = resolveSource(e, byId, incoming);
-    if (isLink(link)) outputs[e.targetHandle] = link;
+    if (link) outputs[e.targetHandle] = link;
   }
   return { nodes: out, ui, outputs };
 }

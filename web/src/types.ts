@@ -54,6 +54,8 @@ export interface SubgraphIo {
   name: string;
   type: string;
   default?: Constant;
+  /** A display name; `name` stays the key. */
+  label?: string;
 }
 
 /** A subgraph definition (docs/protocol.md, "Subgraphs"). */
@@ -61,7 +63,7 @@ export interface SubgraphDef {
   name: string;
   description?: string;
   inputs: SubgraphIo[];
-  outputs: (SubgraphIo & { from?: LinkRef })[];
+  outputs: (SubgraphIo & { from?: LinkRef | SubgraphInputRef })[];
   nodes: Record<string, WorkflowNode>;
   ui?: GraphUi & { io?: { in?: [number, number]; out?: [number, number] } };
   /** Only in a saved component: the definitions it uses (in a workflow they are all top-level). */

@@ -394,7 +394,8 @@ export function isValidConnection(c: Connection | GraphEdge): boolean {
   const types = connectionTypes(c);
   if (!types) return false;
   const { nodes, edges } = graphStore.get();
-  if (c.source === IO_IN && c.target === IO_OUT) return false;
+  // A subgraph input may go straight to an output, but not by way of the "+" sockets.
+  if (c.source === IO_IN && c.target === IO_OUT && (c.sourceHandle === ADD_SOCKET || c.targetHandle === ADD_SOCKET)) return false;
   const target = nodes.find((n) => n.id === c.target);
   if (target && isReroute(target)) {
     if (feedsThroughReroutes(c.source, target.id, edges)) return false;

@@ -164,16 +164,31 @@ function dispatchEvent(event: ServerEvent): void {
   }
 }
 
+/** The subgraph nodes around an inner node: "5/3/1" -> ["5", "5/3"]. */
+function ancestors(path: string): string[] {
+  const parts = path.split("/");
+  return parts.slice(1).map((_, i) => parts.slice(0, i + 1).join("/"));
+}
+
 /** How one event changes the results of the graph it belongs to. */
 function reduceResults(r: GraphResults, event: ServerEvent): GraphResults {
   switch (event.type) {
     case "started":
       return { ...r, executing: null, progress: {}, cached: {}, errors: {}, globalErrors: [] };
-    case "executing":
-      return { ...r, executing: event.node_id ?? null };
+    case "executing": {
+      // A node inside a subgraph runs: the subgraph node around it is not all from the cache.
+      const outer = ancestors(event.node_id ?? "").filter((id) => r.cached[id]);
+      if (!outer.length) return { ...r, executing: event.node_id ?? null };
+      const cached = { ...r.cached };
+      for (const id of outer) delete cached[id];
+      return { ...r, executing: event.node_id ?? null, cached };
+    }
     case "cached": {
       const cached = { ...r.cached };
-      for (const id of event.node_ids ?? []) cached[id] = true;
+      for (const id of event.node_ids ?? []) {
+        cached[id] = true;
+        for (const outer of ancestors(id)) cached[outer] = true;
+      }
       return { ...r, cached };
     }
     case "progress":
@@ -256,11 +271,7 @@ function withErrors(r: GraphResults, errors: GraphError[], rootIds?: Set<string>
     const own = entry(id);
     if (error.input) own.inputs[error.input] = [...(own.inputs[error.input] ?? []), error.message];
     else own.node.push(error.message);
-    const parts = id.split("/");
-    for (let i = parts.length - 1; i > 0; i--) {
-      const outer = parts.slice(0, i).join("/");
-      entry(outer).node.push(`inner node ${parts.slice(i).join("/")}: ${error.message}`);
-    }
+    for (const outer of ancestors(id)) entry(outer).node.push(`inside: ${error.message}`);
   }
   return { ...r, errors: byNode, globalErrors: global };
 }

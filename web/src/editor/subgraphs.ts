@@ -253,7 +253,7 @@ export function makeSubgraph(ids: string[]): string | null {
   // Outputs used outside become the definition's outputs.
   const defId = freshDefId("subgraph", s.subgraphs);
   const newId = nextNodeId(s.nodes);
-  const outputs: (SubgraphIo & { from: LinkRef })[] = [];
+  const outputs: SubgraphDef["outputs"] = [];
   const outputBySource = new Map<string, string>();
   const redirect = (link: LinkRef): LinkRef => {
     if (!selected.has(link.node)) return link;
@@ -275,7 +275,7 @@ export function makeSubgraph(ids: string[]): string | null {
   }
   const reroutes = structuredClone(doc.ui.reroutes ?? {});
   for (const r of Object.values(reroutes)) if (isLink(r.from)) r.from = redirect(r.from);
-  const ioOutputs = Object.entries(doc.outputs).map(([name, link]) => [name, redirect(link)] as const);
+  const ioOutputs = Object.entries(doc.outputs).map(([name, link]) => [name, isLink(link) ? redirect(link) : link] as const);
 
   // Place the new node where the selection was; keep the inner layout, panels either side.
   const positions = [...selected].map((id) => byId.get(id)!.position);

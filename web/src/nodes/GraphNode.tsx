@@ -291,7 +291,7 @@ function GraphNodeView({ id, data, selected }: NodeProps<GraphNodeType>) {
             </div>
           );
         })}
-        <NodeImages path={path} />
+        <NodeImages path={path} inner={isSubgraph} />
       </div>
       {selected && !far && !data.pinned && (
         <NodeResizeControl

@@ -3,9 +3,16 @@ import { mediaUrl } from "../api";
 import { runStore } from "../editor/runState";
 import { openViewer } from "../editor/uiState";
 import { useStore } from "../store";
+import type { JobImage } from "../types";
 
-export function NodeImages({ path }: { path: string }) {
-  const images = useStore(runStore, (s) => s.images[path]);
+/** The images of the first node inside a subgraph node that has some (its results, seen from outside). */
+function innerImages(images: Record<string, JobImage[]>, path: string): JobImage[] | undefined {
+  const key = Object.keys(images).find((k) => k.startsWith(path + "/"));
+  return key ? images[key] : undefined;
+}
+
+export function NodeImages({ path, inner }: { path: string; inner?: boolean }) {
+  const images = useStore(runStore, (s) => s.images[path] ?? (inner ? innerImages(s.images, path) : undefined));
   const preview = useStore(runStore, (s) => s.previews[path]);
   if (images?.length) {
     const urls = images.map((image) => mediaUrl(image.url));
