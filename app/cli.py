@@ -55,7 +55,8 @@ def _ray_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=int, metavar="N", help="workers (default: one per GPU of the cluster; "
                                                                 "on CPUs up to 4, sharing them)")
     group.add_argument("--worker-threads", type=int, metavar="N",
-                       help="torch threads per worker (default: the CPUs divided among the workers; 1 on GPUs)")
+                       help="torch threads per worker (default: --threads, else the CPUs divided among the "
+                            "workers; 1 on GPUs)")
 
 
 class _AxisOption(argparse.Action):
