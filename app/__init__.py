@@ -23,6 +23,8 @@ _EXPORTS = {
     "Executor": "latentgraph.graph.executor", "RunResult": "latentgraph.graph.executor",
     "WorkflowInvalid": "latentgraph.graph.errors", "NodeError": "latentgraph.graph.errors",
     "Interrupted": "latentgraph.graph.errors", "GraphError": "latentgraph.graph.errors",
+    "Sweep": "latentgraph.graph.sweep", "SweepInvalid": "latentgraph.graph.sweep",
+    "sweep_from_png": "latentgraph.graph.png_metadata",
 }
 __all__ = sorted(_EXPORTS) + ["run"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -24,6 +25,8 @@ class Server:
     library: Path  # saved workflows
     max_upload_bytes: int
     components: Path  # saved subgraph definitions
+    sweeps: Any = None  # server.sweeps.Sweeps
+    webhooks: Any = None  # server.webhooks.Webhooks
 
 
 SERVER = web.AppKey("server", Server)

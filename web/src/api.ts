@@ -101,8 +101,8 @@ export const api = {
   cancel: (jobId: string) => request<unknown>("DELETE", `/api/queue/${enc(jobId)}`),
   clearQueue: () => request<unknown>("DELETE", "/api/queue"),
   interrupt: () => request<unknown>("POST", "/api/interrupt"),
-  history: (limit = 20) => request<{ jobs: Job[] }>("GET", `/api/history?limit=${limit}`),
-  historyJob: (jobId: string) => request<Job>("GET", `/api/history/${enc(jobId)}`),
+  history: (limit = 20) => request<{ jobs: Job[] }>("GET", `/api/jobs?limit=${limit}`),
+  historyJob: (jobId: string) => request<Job>("GET", `/api/jobs/${enc(jobId)}`),
 
   upload: (file: Blob, filename: string) => {
     const form = new FormData();
