@@ -47,10 +47,15 @@ export function isSocketInput(catalog: Catalog, input: InputDecl): boolean {
 }
 
 /** Value types that some node outputs: widgets of these types also get a socket. */
+const linkableCache = new WeakMap<Catalog, Set<string>>();
 export function linkableValueTypes(catalog: Catalog): Set<string> {
-  const types = new Set<string>();
-  for (const node of Object.values(catalog.nodes)) {
-    for (const output of node.outputs) if (isValueType(catalog, output.type)) types.add(output.type);
+  let types = linkableCache.get(catalog);
+  if (!types) {
+    types = new Set<string>();
+    for (const node of Object.values(catalog.nodes)) {
+      for (const output of node.outputs) if (isValueType(catalog, output.type)) types.add(output.type);
+    }
+    linkableCache.set(catalog, types);
   }
   return types;
 }

@@ -9,14 +9,15 @@ import {
   MiniMap,
   ReactFlow,
   SelectionMode,
+  useStore as useFlowStore,
   useStoreApi,
   type ConnectionLineComponentProps,
 } from "@xyflow/react";
-import { useCallback, useEffect, useRef, type DragEvent, type MouseEvent as ReactMouseEvent } from "react";
+import { useCallback, useEffect, useRef, type DragEvent, type MouseEvent as ReactMouseEvent, type RefObject } from "react";
 import { typeColor } from "../catalog";
 import { type EditorNode, type GraphEdge, isGraphNode } from "../graphModel";
 import { FrameNode } from "../nodes/FrameNode";
-import { GraphNode as GraphNodeView } from "../nodes/GraphNode";
+import { FAR_ZOOM, GraphNode as GraphNodeView, TINY_ZOOM } from "../nodes/GraphNode";
 import { IoNode } from "../nodes/IoNode";
 import { RerouteNode } from "../nodes/RerouteNode";
 import { COMPONENT_DRAG_MIME, NODE_DRAG_MIME } from "../panels/Palette";
@@ -25,7 +26,7 @@ import { flowPosition, pointer, setFlowInstance } from "./flow";
 import { addNode, connect, graphStore, isValidConnection, onEdgesChange, onNodesChange, setViewport, startDrag } from "./graphStore";
 import { runStore } from "./runState";
 import { insertComponent } from "./subgraphs";
-import { MINIMAP_AUTO_LIMIT, openContextMenu, openSearch, toggleMinimap, uiStore } from "./uiState";
+import { MINIMAP_AUTO_LIMIT, openContextMenu, openSearch, toggleMinimap, uiStore, zoomStore } from "./uiState";
 import { addRerouteOnWire, endNewWire, pickUpWire, socketType } from "./wires";
 import { openFile } from "./workflowIO";
 
@@ -45,6 +46,21 @@ function miniMapColor(node: EditorNode): string {
   if (run.errors[node.id]) return "#c0392b";
   if (run.executing === node.id) return "#3fb950";
   return node.data.color ?? (node.data.mode === "active" ? "#4a4f5a" : "#2a2d33");
+}
+
+/**
+ * Marks the canvas with how far it is zoomed out (data-zoom "far" below FAR_ZOOM, "tiny" below
+ * TINY_ZOOM), so that CSS can leave out what is too small to see: the background dots (hundreds of
+ * thousands of them when zoomed out) and, when tiny, the text of nodes. A class on one element
+ * costs one style pass; re-rendering every node would cost much more.
+ */
+function ZoomLevel({ target }: { target: RefObject<HTMLDivElement | null> }) {
+  const level = useFlowStore((s) => (s.transform[2] < TINY_ZOOM ? "tiny" : s.transform[2] < FAR_ZOOM ? "far" : "near"));
+  useEffect(() => {
+    target.current?.setAttribute("data-zoom", level);
+    zoomStore.set({ level });
+  }, [level, target]);
+  return null;
 }
 
 /** Mouse down on a connected input picks its wire up (before React Flow starts a new wire). */
@@ -72,6 +88,8 @@ export function Canvas({ onReady }: { onReady: () => void }) {
   const nodes = useStore(graphStore, (s) => s.nodes);
   const edges = useStore(graphStore, (s) => s.edges);
   // Off-screen nodes are not drawn, once every node has been measured (wires need socket positions).
+  // (Measured: culling at every zoom beats turning it off when zoomed out, where crossing the
+  // threshold would mount or unmount hundreds of nodes in one frame.)
   const measured = useStore(graphStore, (s) => s.nodes.every((n) => n.measured?.width !== undefined));
   const wrapper = useRef<HTMLDivElement>(null);
   const minimap = useStore(uiStore, (s) => s.minimap);
@@ -174,6 +192,7 @@ export function Canvas({ onReady }: { onReady: () => void }) {
           </ControlButton>
         </Controls>
         <WirePickup />
+        <ZoomLevel target={wrapper} />
       </ReactFlow>
     </div>
   );

@@ -2,7 +2,8 @@
 // so it also works between tabs), with the subgraph definitions its nodes use.
 import type { XYPosition } from "@xyflow/react";
 import { catalogStore } from "../catalog";
-import { graphToDoc, isGraphNode, isLink, makeEdge, nodeDecl, renumberFragment, SUBGRAPH_TYPE, workflowToGraph } from "../graphModel";
+import { isGraphNode, isLink, makeEdge, nodeDecl, SUBGRAPH_TYPE } from "../graphModel";
+import { graphToDoc, renumberFragment, workflowToGraph } from "../workflowJson";
 import type { Workflow } from "../types";
 import { commit, graphStore } from "./graphStore";
 import { usedDefinitions } from "./subgraphs";
@@ -16,13 +17,10 @@ export function copySelection(): number {
   const ids = new Set(selected.map((n) => n.id));
   // Links are kept as they resolve through reroutes; links from outside are pasted only on request.
   const doc = graphToDoc(nodes, edges, catalogStore.get().catalog);
-  const fragment: Workflow = { format: "latentgraph", version: 2, nodes: {} };
+  const fragment: Workflow = { format: "latentgraph", version: 3, nodes: {} };
   for (const id of ids) fragment.nodes[id] = doc.nodes[id];
   const defs = usedDefinitions(fragment.nodes, subgraphs);
-  if (Object.keys(defs).length) {
-    fragment.version = 3;
-    fragment.subgraphs = defs;
-  }
+  if (Object.keys(defs).length) fragment.subgraphs = defs;
   localStorage.setItem(CLIPBOARD_KEY, JSON.stringify(fragment));
   return selected.length;
 }

@@ -200,7 +200,11 @@ export function startDrag(dragged: EditorNode[]): void {
 export function onNodesChange(changes: NodeChange<EditorNode>[]): void {
   // Resizing a graph node sets `data.size` (see GraphNode); React Flow must not also fix its box.
   const byId = new Map(graphStore.get().nodes.map((n) => [n.id, n]));
-  const kept = changes.filter((c) => c.type !== "dimensions" || !c.setAttributes || isFrame(byId.get(c.id)!));
+  const kept = changes.filter((c) => {
+    if (c.type !== "dimensions" || !c.setAttributes) return true;
+    const node = byId.get(c.id);
+    return !!node && isFrame(node);
+  });
   if (!kept.length) return;
   const shifts: NodeChange<EditorNode>[] = [];
   for (const c of kept) {

@@ -7,13 +7,10 @@ import { api } from "../api";
 import { catalogStore, defaultValue, isValueType } from "../catalog";
 import {
   declOf,
-  docToGraph,
   type EditorNode,
   type GraphEdge,
   type GraphNode,
   type GraphNodeData,
-  graphToDoc,
-  graphToWorkflow,
   IO_IN,
   IO_OUT,
   isGraphNode,
@@ -24,6 +21,7 @@ import {
   SUBGRAPH_TYPE,
   subgraphDecl,
 } from "../graphModel";
+import { docToGraph, graphToDoc, graphToWorkflow } from "../workflowJson";
 import type { InputValue, LinkRef, SubgraphDef, SubgraphIo, Workflow, WorkflowNode } from "../types";
 import { getFlowInstance } from "./flow";
 import { commit, graphStore, type GraphState, type OpenLevel } from "./graphStore";
@@ -123,10 +121,7 @@ export function rootWorkflow(currentViewport?: { x: number; y: number; zoom: num
   const viewport = s.stack.length ? s.stack[0].viewport : currentViewport ?? s.viewport;
   const workflow = graphToWorkflow(nodes, edges, catalog, viewport, undefined, s.extraUi);
   const used = usedDefinitions(workflow.nodes, subgraphs);
-  if (Object.keys(used).length) {
-    workflow.version = 3;
-    workflow.subgraphs = used;
-  }
+  if (Object.keys(used).length) workflow.subgraphs = used;
   return workflow;
 }
 
@@ -310,7 +305,7 @@ export function makeSubgraph(ids: string[]): string | null {
     ...(io ? { io: { in: [panelIn!.position.x, panelIn!.position.y] as [number, number], out: [panelOut!.position.x, panelOut!.position.y] as [number, number] } } : {}),
   };
   const level = docToGraph({ nodes: outer, ui, io }, catalog, dynamicChoices, subgraphs);
-  // Keep what the level had that the document does not say (selection, frames' sizes as drawn).
+  // The new node is the selection.
   const select = (n: EditorNode) => ({ ...n, selected: n.id === newId });
   commit();
   graphStore.set({ nodes: level.nodes.map(select), edges: level.edges, subgraphs });

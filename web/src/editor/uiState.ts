@@ -171,3 +171,7 @@ export function openContextMenu(menu: ContextMenu | null): void {
 export function startRenaming(nodeId: string | null): void {
   uiStore.set({ renaming: nodeId });
 }
+
+/** How far the canvas is zoomed out ("near", "far", "tiny"), set by the canvas when it crosses a
+ * threshold: nodes read it here instead of each following every zoom step of React Flow's store. */
+export const zoomStore = createStore<{ level: "near" | "far" | "tiny" }>({ level: "near" });

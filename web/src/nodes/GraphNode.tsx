@@ -4,13 +4,13 @@
 // zoomed out (text too small to read) it draws a light version: no form controls, no resize corner.
 // Sockets are positioned without CSS transforms, which would make Chromium re-layer every node on
 // each frame of a pan.
-import { Handle, NodeResizeControl, Position, useStore as useFlowStore, type NodeProps, type ReactFlowState } from "@xyflow/react";
+import { Handle, NodeResizeControl, Position, type NodeProps } from "@xyflow/react";
 import { memo, type DragEvent } from "react";
 import { catalogStore, displayName, isSocketInput, linkableValueTypes, typeColor } from "../catalog";
 import { commit, graphStore, linkedInputsKey, missingLinks, setControl, setSize, setTitle, setValue } from "../editor/graphStore";
 import { runStore } from "../editor/runState";
 import { levelPrefix, openSubgraph } from "../editor/subgraphs";
-import { startRenaming, uiStore } from "../editor/uiState";
+import { startRenaming, uiStore, zoomStore } from "../editor/uiState";
 import { checkValue, declOf, type GraphNode as GraphNodeType } from "../graphModel";
 import { useStore } from "../store";
 import type { Constant, InputDecl, OutputDecl } from "../types";
@@ -20,9 +20,10 @@ import { Widget } from "../widgets/Widget";
 import { NodeImages } from "./NodeImages";
 
 const NO_ERRORS = { node: [] as string[], inputs: {} as Record<string, string[]> };
-/** Below this zoom node text is under ~6 px: draw the light version. */
+/** Below this zoom node text is under ~6 px: draw the light version (no form controls). Below
+ * TINY_ZOOM the canvas also hides the text of nodes, by a CSS class (see Canvas's ZoomLevel). */
 export const FAR_ZOOM = 0.5;
-const zoomedOut = (s: ReactFlowState) => s.transform[2] < FAR_ZOOM;
+export const TINY_ZOOM = 0.25;
 
 /**
  * A socket. `still` draws a plain element React Flow measures like a socket (wires attach to it)
@@ -78,14 +79,20 @@ function WidgetText({ input, value }: { input: InputDecl; value: Constant | unde
   );
 }
 
-function SocketRow({ input, output, errors, missing, still }: { input?: InputDecl; output?: OutputDecl; errors: string[]; missing: boolean; still: boolean }) {
+function SocketRow({ input, output, errors, missing, still }: {
+  input?: InputDecl;
+  output?: OutputDecl;
+  errors: string[];
+  missing: boolean;
+  still: boolean;
+}) {
   return (
     <div className="socket-row-wrap">
       <div className={`socket-row${errors.length ? " invalid" : ""}${missing ? " missing" : ""}`}>
         {input ? (
           <div className="socket-label in" data-testid={`input-${input.name}`} title={input.tooltip}>
             <Socket kind="in" name={input.name} type={input.type} still={still} />
-            {input.name}
+            <span className="socket-name">{input.name}</span>
             {input.required === false && <span className="optional">?</span>}
             {missing && <span className="missing-mark" data-testid={`missing-${input.name}`} title="This input needs a link" />}
           </div>
@@ -94,7 +101,7 @@ function SocketRow({ input, output, errors, missing, still }: { input?: InputDec
         )}
         {output && (
           <div className="socket-label out" data-testid={`output-${output.name}`} title={output.tooltip}>
-            {output.name}
+            <span className="socket-name">{output.name}</span>
             <Socket kind="out" name={output.name} type={output.type} still={still} />
           </div>
         )}
@@ -105,7 +112,7 @@ function SocketRow({ input, output, errors, missing, still }: { input?: InputDec
 }
 
 function GraphNodeView({ id, data, selected }: NodeProps<GraphNodeType>) {
-  const far = useFlowStore(zoomedOut);
+  const far = useStore(zoomStore, (s) => s.level !== "near");
   const catalog = useStore(catalogStore, (s) => s.catalog);
   const dynamicChoices = useStore(catalogStore, (s) => s.dynamicChoices);
   const linked = useStore(graphStore, (s) => linkedInputsKey(s.edges, id));
@@ -268,7 +275,9 @@ function GraphNodeView({ id, data, selected }: NodeProps<GraphNodeType>) {
               <div className="widget-row" key={input.name} data-testid={`input-${input.name}`}>
                 {socket}
                 <WidgetText input={input} value={data.values[input.name]} />
-                {input.control_after_generate && <WidgetText input={{ name: "control after generate", type: "COMBO" }} value={data.control[input.name] ?? "fixed"} />}
+                {input.control_after_generate && (
+                  <WidgetText input={{ name: "control after generate", type: "COMBO" }} value={data.control[input.name] ?? "fixed"} />
+                )}
               </div>
             );
           }

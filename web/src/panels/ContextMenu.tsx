@@ -4,7 +4,7 @@ import type { ReactNode } from "react";
 import { arrange } from "../editor/arrange";
 import { copySelection, paste } from "../editor/clipboard";
 import { fitView, flowPosition } from "../editor/flow";
-import { cloneNodes, deleteNodes, graphStore, removeEdge, setCollapsed, setColor, setModes, setPinned } from "../editor/graphStore";
+import { cloneNodes, deleteNodes, graphStore, nodesInFrame, removeEdge, setCollapsed, setColor, setModes, setPinned } from "../editor/graphStore";
 import { addGroup } from "../editor/groups";
 import { makeSubgraph, openSubgraph, saveComponent } from "../editor/subgraphs";
 import { ask, openContextMenu, openSearch, startRenaming, uiStore } from "../editor/uiState";
@@ -75,7 +75,7 @@ function nodeItems(node: EditorNode, nodes: EditorNode[]): (Item | null)[] {
   if (isFrame(node)) {
     return [
       { label: "Rename group", action: () => startRenaming(node.id), testId: "menu-rename" },
-      { label: "Arrange nodes inside", shortcut: "Shift+L", action: () => void arrange(insideFrame(node, nodes)), testId: "menu-arrange" },
+      { label: "Arrange nodes inside", shortcut: "Shift+L", action: () => void arrange(nodesInFrame(node, nodes).map((n) => n.id)), testId: "menu-arrange" },
       { label: "Remove group", action: () => deleteNodes([node.id]), testId: "menu-delete" },
     ];
   }
@@ -115,14 +115,6 @@ function nodeItems(node: EditorNode, nodes: EditorNode[]): (Item | null)[] {
     { label: "Delete", shortcut: "Del", action: () => deleteNodes(targets), testId: "menu-delete" },
   );
   return items;
-}
-
-function insideFrame(frame: EditorNode, nodes: EditorNode[]): string[] {
-  const x0 = frame.position.x;
-  const y0 = frame.position.y;
-  const x1 = x0 + (frame.width ?? 0);
-  const y1 = y0 + (frame.height ?? 0);
-  return nodes.filter((n) => n.id !== frame.id && !isFrame(n) && n.position.x >= x0 && n.position.y >= y0 && n.position.x <= x1 && n.position.y <= y1).map((n) => n.id);
 }
 
 export function ContextMenu() {
