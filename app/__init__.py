@@ -24,6 +24,8 @@ _EXPORTS = {
     "WorkflowInvalid": "latentgraph.graph.errors", "NodeError": "latentgraph.graph.errors",
     "Interrupted": "latentgraph.graph.errors", "GraphError": "latentgraph.graph.errors",
     "WorkflowFormatError": "latentgraph.graph.errors", "Limits": "latentgraph.graph.limits",
+    "Sweep": "latentgraph.graph.sweep", "SweepInvalid": "latentgraph.graph.sweep",
+    "sweep_from_png": "latentgraph.graph.png_metadata",
 }
 __all__ = sorted(_EXPORTS) + ["run"]
 

@@ -58,6 +58,42 @@ def _settings(args):
     return Settings(**options)
 
 
+def _ray_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Ray (a pool of workers; docs/ray.md; needs pip install latentgraph[ray])")
+    group.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: 'auto' starts a local one (or joins "
+                                                        "$RAY_ADDRESS), else HOST:PORT or ray://HOST:10001")
+    group.add_argument("--workers", type=int, metavar="N", help="workers (default: one per GPU of the cluster; "
+                                                                "on CPUs up to 4, sharing them)")
+    group.add_argument("--worker-threads", type=int, metavar="N",
+                       help="torch threads per worker (default: --threads, else the CPUs divided among the "
+                            "workers; 1 on GPUs)")
+
+
+class _AxisOption(argparse.Action):
+    """--sweep and --zip share one list, in command-line order: a --zip joins the axis before it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), (option_string == "--zip", value)])
+
+
+def _sweep_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sweeps (many pictures from one workflow; see README 'Sweeps and grids')")
+    group.add_argument("--sweep", dest="axes", action=_AxisOption, default=[], metavar="NODE.INPUT=VALUES",
+                       help="an axis: the input takes each value in turn; axes are crossed. VALUES: 1,2,3 or a "
+                            "range 1..5 / 4..8:0.5 or a JSON list for text with commas: '[\"a, b\", \"c\"]'")
+    group.add_argument("--zip", dest="axes", action=_AxisOption, metavar="NODE.INPUT=VALUES",
+                       help="another input on the axis of the --sweep before it, value for value (a prompt and "
+                            "its negative)")
+    group.add_argument("--sweep-file", metavar="FILE", help="a sweep as JSON ({\"axes\": [...], \"repeat\": N})")
+    group.add_argument("--repeat", type=int, default=1, metavar="N",
+                       help="run each combination N times, the seeds increased by 0 .. N-1")
+    group.add_argument("--grid", metavar="FILE.png", help="write the labelled grid of the sweep's pictures (it "
+                                                          "embeds the workflow and the sweep)")
+    group.add_argument("--yes", action="store_true", help="run a sweep of more than --max-jobs jobs")
+    group.add_argument("--max-jobs", type=int, default=10_000, metavar="N",
+                       help="refuse bigger sweeps unless --yes (default 10000)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latentgraph", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -69,12 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
                      help="change an input before running, e.g. --set sampler.seed=7 (NODE is a node id or title; "
                           "repeatable; applies to every workflow that has that node)")
+    _sweep_options(run)
     _folder_options(run)
     _engine_options(run)
     _limit_options(run)
     run.add_argument("--report", metavar="FILE", help="write each node's status (executed/cached) and seconds "
-                                                      "for every workflow to this JSON file")
+                                                      "for every workflow (or every job of a sweep, with totals) "
+                                                      "to this JSON file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _ray_options(run)
 
     validate = commands.add_parser("validate", help="check workflows without running them")
     validate.add_argument("workflows", nargs="+", metavar="WORKFLOW")
@@ -100,9 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-upload-pixels", metavar="N", type=float, default=64e6,
                        help="largest image (width x height) an upload may have, checked from its header before "
                             "decoding (default 64e6: 64 megapixels, e.g. 9798 x 6532)")
+    serve.add_argument("--resume-interrupted", action="store_true",
+                       help="queue again (once) the job that was running when the server last stopped; pending "
+                            "jobs always run again")
+    serve.add_argument("--allow-callback-hosts", metavar="HOST[,HOST]", default="",
+                       help="hosts besides loopback that job webhooks (callback_url) may reach; '*' for any")
+    serve.add_argument("--max-sweep-jobs", type=int, default=10_000, metavar="N",
+                       help="refuse bigger sweeps unless the request confirms them (default 10000)")
     _folder_options(serve, output_flag="--output")
     _engine_options(serve)
     _limit_options(serve)
+    _ray_options(serve)
 
     convert = commands.add_parser("import", help="convert a ComfyUI workflow (JSON or PNG) into our format")
     convert.add_argument("source", metavar="SRC")
@@ -124,9 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_override(text: str) -> tuple[str, str, str]:
+    from latentgraph.graph.targets import TargetError, split_target
+
     target, sep, value = text.partition("=")
-    node, dot, name = target.rpartition(".")
-    if not sep or not dot or not node or not name:
+    try:
+        node, name = split_target(target)
+    except TargetError:
+        node = name = ""
+    if not sep or not node or not name:
         raise ValueError(f"--set {text!r}: expected NODE.INPUT=VALUE, e.g. sampler.seed=7")
     return node, name, value
 
@@ -167,30 +219,20 @@ def _overrides(doc: dict, overrides: list[str]) -> tuple[list[str], set[str]]:
 def _override(doc: dict, text: str) -> str | None:
     """Apply one --set: None, a problem, or "absent" when the workflow has no such node."""
     from latentgraph.graph.subgraphs import input_type
-    from latentgraph.nodes.spec import BOOLEAN, FLOAT, INT
+    from latentgraph.graph.targets import find_nodes, typed
 
     node_ref, name, raw = parse_override(text)
-    nodes = doc["nodes"]
-    matches = [node_ref] if node_ref in nodes else [
-        i for i, n in nodes.items() if isinstance(n, dict) and n.get("title") == node_ref]
+    matches = find_nodes(doc, node_ref)
     if not matches:
         return "absent"
     if len(matches) > 1:
         return f"--set {text}: several nodes are titled {node_ref!r}; use a node id"
-    node = nodes[matches[0]]
+    node = doc["nodes"][matches[0]]
     if not isinstance(node, dict) or not isinstance(node.setdefault("inputs", {}), dict):
         return f"--set {text}: node {node_ref!r} is malformed"
     kind = input_type(doc, node, name)
-    value: object = raw
     try:
-        if kind == INT:
-            value = int(raw)
-        elif kind == FLOAT:
-            value = float(raw)
-        elif kind == BOOLEAN:
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(raw)
-            value = raw.lower() in ("true", "1", "yes")
+        value = typed(kind, raw)
     except ValueError:
         return f"--set {text}: {raw!r} is not a valid {kind} for input {name!r}"
     node["inputs"][name] = value  # an unknown input name is reported by validation
@@ -246,6 +288,40 @@ class ProgressBars:
             self.bar = None
 
 
+class NodeLines:
+    """Where there is no terminal for bars: one line per node, with its time, on stderr."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.started = enabled, {}
+
+    def __call__(self, event: dict) -> None:
+        if not self.enabled:
+            return
+        if event["type"] == "cached":
+            for node_id in event["node_ids"]:
+                print(f"  {node_id}: cached", file=sys.stderr, flush=True)
+        elif event["type"] == "executing":
+            self.started[event["node_id"]] = time.perf_counter()
+        elif event["type"] == "executed" and not event.get("cached"):
+            seconds = time.perf_counter() - self.started.pop(event["node_id"], time.perf_counter())
+            print(f"  {event['node_id']} ({event['node_type']}): {seconds:.2f}s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def report_unmatched(unmatched: list[str], loaded: list) -> None:
+    """--set options that name no node, with the nodes each workflow has (ids and titles)."""
+    for text in unmatched:
+        print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+    if unmatched:
+        for path, doc, _ in loaded:
+            if doc is not None:
+                names = [f"{node_id} ({node['title']!r})" if node.get("title") else node_id
+                         for node_id, node in doc["nodes"].items()]
+                print(f"  {path} has the nodes: {', '.join(names)}", file=sys.stderr)
+
+
 def _quiet_libraries() -> None:
     """diffusers/transformers print loading bars and notices that are noise on our command line."""
     import diffusers
@@ -263,7 +339,7 @@ def cmd_run(args) -> int:
     _quiet_libraries()
     try:
         settings = _settings(args)
-        executor = Executor(settings)
+        executor = None if args.ray else Executor(settings)  # on Ray the workers hold the executors
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -273,11 +349,23 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if unmatched:
-        for text in unmatched:
-            print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+        report_unmatched(unmatched, loaded)
         return 2
+    if args.ray:
+        from latentgraph.ray_run import PoolRunner
+
+        try:
+            executor = PoolRunner(args, settings, loaded)  # run(doc) waits for one job of the pool
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     report, worst = [], 0
-    bars = ProgressBars(enabled=not args.quiet and sys.stderr.isatty())
+    # Bars on a terminal; in a pipe (a log), one line per node with its time.
+    bars = ProgressBars(enabled=not args.quiet) if sys.stderr.isatty() else NodeLines(enabled=not args.quiet)
+    if args.axes or args.sweep_file or args.repeat != 1 or args.grid:
+        from latentgraph.cli_sweep import run_sweep
+
+        return run_sweep(args, executor, loaded, bars)
     for path, doc, problems in loaded:
         entry: dict = {"workflow": path}
         report.append(entry)
@@ -332,8 +420,7 @@ def cmd_validate(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for text in unmatched:
-        print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+    report_unmatched(unmatched, loaded)
     for path, doc, problems in loaded:
         errors = problems or [e.message for e in validate(doc, settings)[1]]
         if errors:
@@ -428,9 +515,19 @@ def cmd_serve(args) -> int:
     except ValueError as error:
         print(f"latentgraph serve: {error}", file=sys.stderr)
         return 2
+    runner = None
+    if args.ray:  # the jobs run on a Ray worker pool (docs/ray.md)
+        try:
+            from latentgraph.server.ray_runner import ray_runner
+        except ImportError as exc:
+            print(f"latentgraph serve: --ray needs Ray ({exc}): pip install 'latentgraph[ray]'", file=sys.stderr)
+            return 2
+        runner = ray_runner(settings, args.ray, args.workers, args.worker_threads)
     serve(host=args.host, port=args.port, settings=settings, token=args.token,
           max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES,
-          max_upload_pixels=int(args.max_upload_pixels))
+          max_upload_pixels=int(args.max_upload_pixels), resume_interrupted=args.resume_interrupted,
+          max_sweep_jobs=args.max_sweep_jobs, runner=runner,
+          callback_hosts=tuple(h for h in args.allow_callback_hosts.split(",") if h.strip()))
     return 0
 
 

@@ -13,6 +13,7 @@ from latentgraph.graph.workflow import load_workflow
 from latentgraph.nodes import checkpoint_info, folders
 from latentgraph.nodes.spec import catalog
 from latentgraph.server import openapi
+from latentgraph.server.jobs import CLIENT_ID
 from latentgraph.server.openapi import ref
 from latentgraph.server.state import failure, inside, read_json, state
 
@@ -39,6 +40,16 @@ def load(workflow: object, limits: Limits | None = None) -> tuple[dict | None, l
         log.exception("reading a workflow failed")
         return None, [GraphError("bad_format", f"internal error while reading the workflow ({type(exc).__name__}); "
                                                "see the server log")]
+
+
+def client_fields(server, body: dict, id_field: str) -> tuple[str | None, str | None, str | None]:
+    """A queuing request's client_id, its own id (`id_field`) and callback_url, checked (400 otherwise)."""
+    client_id, chosen, callback = body.get("client_id"), body.get(id_field), body.get("callback_url")
+    if chosen is not None and (not isinstance(chosen, str) or not CLIENT_ID.fullmatch(chosen)):
+        raise failure(400, f"{id_field} must be 1 to 128 letters, digits, _ or -, starting with a letter or digit")
+    if callback is not None and (problem := server.webhooks.problem(callback)):
+        raise failure(400, problem)
+    return client_id if isinstance(client_id, str) else None, chosen, callback
 
 
 def check(server, workflow: object) -> tuple[dict | None, list[dict]]:
@@ -87,32 +98,53 @@ async def validate(request: web.Request) -> web.Response:
     return web.json_response({"valid": not errors, "errors": errors})
 
 
+QUEUE_BODY = {"type": "object", "required": ["workflow"], "properties": {
+    **WORKFLOW_BODY["properties"],
+    "job_id": {"type": "string", "description": "the client's own id (letters, digits, _ and -, at most 128): "
+                                                "queuing the same id again answers the existing job"},
+    "callback_url": {"type": "string", "description": "POSTed once when the job ends: {\"type\": "
+                                                     "\"job_finished\", \"job\": Job without its workflow}; "
+                                                     "loopback only unless serve --allow-callback-hosts"}}}
+
+
 @routes.post("/api/queue")
-@openapi.operation(body=WORKFLOW_BODY, answer={"type": "object", "properties": {
-    "job_id": {"type": "string"}, "position": {"type": "integer", "description": "jobs ahead of this one"}}},
-    errors={400: "the workflow is invalid: `errors` lists every problem"})
+@openapi.operation(body=QUEUE_BODY, answer={"type": "object", "properties": {
+    "job_id": {"type": "string"},
+    "position": {"type": ["integer", "null"], "description": "jobs ahead of this one (null: it already ended)"},
+    "duplicate": {"type": "boolean", "description": "the job_id was known: this is the existing job"}}},
+    errors={400: "the workflow is invalid (`errors` lists every problem), or a bad job_id or callback_url",
+            409: "the server is shutting down"})
 async def queue_job(request: web.Request) -> web.Response:
     """Queue a workflow (our format or ComfyUI's); it is validated first and refused with all its errors."""
     server = state(request)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise failure(400, "expected {\"workflow\": ...}")
-    client_id = body.get("client_id")
-    doc, errors = await asyncio.to_thread(check, server, body.get("workflow"))
-    if errors:
-        raise failure(400, f"the workflow has {len(errors)} error{'s' * (len(errors) > 1)}: {errors[0]['message']}",
-                      errors)
-    job, position = server.jobs.submit(doc, client_id if isinstance(client_id, str) else None)
-    return web.json_response({"job_id": job.job_id, "position": position})
+    client_id, job_id, callback = client_fields(server, body, "job_id")
+    doc = None  # a known job_id needs no workflow: the existing job is the answer
+    if job_id is None or not await asyncio.to_thread(server.jobs.knows, job_id):
+        doc, errors = await asyncio.to_thread(check, server, body.get("workflow"))
+        if errors:
+            count = len(errors)
+            raise failure(400, f"the workflow has {count} error{'s' * (count > 1)}: {errors[0]['message']}", errors)
+    try:
+        job, position, new = server.jobs.submit(doc, client_id, job_id=job_id, callback_url=callback)
+    except RuntimeError as exc:  # shutting down
+        raise failure(409, str(exc)) from None
+    return web.json_response({"job_id": job.job_id, "position": position, "duplicate": not new})
 
 
 @routes.get("/api/queue")
 @openapi.operation(answer={"type": "object", "properties": {
-    "running": {"oneOf": [ref("Job"), {"type": "null"}]}, "pending": {"type": "array", "items": ref("Job")}}})
+    "running": {"oneOf": [ref("Job"), {"type": "null"}]}, "pending": {"type": "array", "items": ref("Job")},
+    "running_jobs": {"type": "array", "items": ref("Job"),
+                     "description": "every running job, in the order they started (several on a worker pool)"}}})
 async def queue_state(request: web.Request) -> web.Response:
-    """The running job and the pending ones, in the order they will run."""
+    """The running job (the first started, when a worker pool runs several: see `running_jobs`) and
+    the pending ones, in the order they will run."""
     running, pending = state(request).jobs.snapshot()
-    return web.json_response({"running": running.to_json() if running else None,
+    return web.json_response({"running": running[0].to_json() if running else None,
+                              "running_jobs": [job.to_json() for job in running],
                               "pending": [job.to_json() for job in pending]})
 
 
@@ -150,19 +182,23 @@ async def interrupt(request: web.Request) -> web.Response:
     return web.json_response({"interrupted": interrupted})
 
 
-@routes.get("/api/history")
+@routes.get("/api/jobs")
 @openapi.operation(query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
                    answer={"type": "object", "properties": {"jobs": {"type": "array", "items": ref("Job")}}})
 async def history(request: web.Request) -> web.Response:
     """Jobs, newest first, kept across restarts."""
+    return web.json_response({"jobs": state(request).history.recent(query_limit(request, 100))})
+
+
+def query_limit(request: web.Request, default: int) -> int:
+    """The `limit` query parameter, clamped to 1..1000 (400 if it is not a number)."""
     try:
-        limit = min(max(int(request.query.get("limit", 100)), 1), 1000)
+        return min(max(int(request.query.get("limit", default)), 1), 1000)
     except ValueError:
         raise failure(400, "limit must be a whole number") from None
-    return web.json_response({"jobs": state(request).history.recent(limit)})
 
 
-@routes.get("/api/history/{job_id}")
+@routes.get("/api/jobs/{job_id}")
 @openapi.operation(answer=ref("Job"), errors={404: "no such job"})
 async def history_job(request: web.Request) -> web.Response:
     """One job (pending, running or finished)."""

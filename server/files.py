@@ -22,7 +22,7 @@ from PIL import Image
 
 from latentgraph.graph import limits
 from latentgraph.graph.errors import GraphError
-from latentgraph.graph.png_metadata import workflow_from_png
+from latentgraph.graph.png_metadata import sweep_from_png, workflow_from_png
 from latentgraph.nodes import folders
 from latentgraph.server import openapi
 from latentgraph.server.api import load
@@ -174,10 +174,13 @@ def parse_import(data: bytes, bounds: limits.Limits = limits.DEFAULT, max_pixels
 
 @routes.post("/api/import")
 @openapi.operation(form={"file": {"type": "string", "format": "binary"}},
-                   answer={"type": "object", "properties": {"workflow": ref("Workflow")}},
+                   answer={"type": "object", "properties": {"workflow": ref("Workflow"), "sweep": {
+                       "$ref": "#/components/schemas/Sweep", "description": "present when the PNG is a sweep's grid"}}},
                    errors={400: "not a workflow in any format we read"})
 async def import_file(request: web.Request) -> web.Response:
-    """Convert a workflow file (JSON in any accepted format, or a PNG with an embedded workflow) to our format."""
+    """Convert a workflow file (JSON in any accepted format, or a PNG with an embedded workflow) to our format.
+
+    A sweep's grid PNG also gives back its sweep."""
     server = state(request)
     data, _ = await read_field(request, "file", server.max_upload_bytes)
 
@@ -190,4 +193,6 @@ async def import_file(request: web.Request) -> web.Response:
     doc, errors = await asyncio.to_thread(convert)
     if doc is None:
         raise failure(400, errors[0].message, [e.to_json() for e in errors])
-    return web.json_response({"workflow": doc})
+    sweep = (sweep_from_png(data, server.settings.limits, server.max_upload_pixels)  # a sweep's grid carries it
+             if data.startswith(PNG_SIGNATURE) else None)
+    return web.json_response({"workflow": doc, **({"sweep": sweep} if sweep is not None else {})})

@@ -125,6 +125,13 @@ SCHEMAS: dict[str, dict] = {
             "errors": {"type": "array", "items": ref("GraphError")},
             "nodes": {"type": "object", "additionalProperties": {
                 "type": "object", "properties": {"status": {"enum": ["executed", "cached", "error"]},
-                                                 "seconds": {"type": "number"}}}}}},
+                                                 "seconds": {"type": "number"}}}},
+            "sweep_id": NULLABLE_STRING, "sweep_job": {"type": ["integer", "null"],
+                                                       "description": "its index in the sweep's run order"},
+            "callback_url": NULLABLE_STRING,
+            "callback": {"type": ["object", "null"], "description": "the webhook's outcome: {status, error?, at}"},
+            "attempts": {"type": "integer", "description": "times it started"},
+            "resumed": {"type": "boolean", "description": "queued again after a stop interrupted it"},
+            "resumable": {"type": "boolean"}, "worker": NULLABLE_STRING}},
     "Catalog": {"type": "object", "description": "The node catalog (docs/protocol.md, 'Node catalog')."},
 }

@@ -6,11 +6,12 @@
   `?token=T`, or the cookie set after the first request that carried it (so that the editor's own
   scripts and images load without putting the token in every URL).
 - Requests that change state, and the websocket, are refused when their `Origin` is not the
-  server's own origin; API requests a browser marks as cross-site are refused outright. A page the
-  user visits can thus neither queue jobs nor read results.
-- Every answer forbids content sniffing, and the API's answers (images included) carry a
-  Content-Security-Policy that runs no script, so an image file that is also an HTML page is never
-  run as one, even when opened directly.
+  server's own origin; requests a browser marks as cross-site are refused outright, but for a link
+  followed to one of the editor's pages. A page the user visits can thus neither queue jobs nor
+  read results, through our API or ComfyUI's (server/comfy_protocol.py), nor embed output images.
+- Every answer forbids content sniffing, and every answer but the editor's own pages (images
+  included, ComfyUI's /view too) carries a Content-Security-Policy that runs no script, so an image
+  file that is also an HTML page is never run as one, even when opened directly.
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from yarl import URL
 
 COOKIE = "latentgraph_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-# For the API's JSON and image answers: no script, no plugin, no frame, nothing loaded but images of
-# this server; `sandbox` makes a document opened from it an opaque origin.
+EDITOR_ROUTES = "editor:"  # the name prefix of the routes serving the editor's page and scripts (server/editor.py)
+# For every other answer (JSON, images, ComfyUI's routes): no script, no plugin, no frame, nothing
+# loaded but images of this server; `sandbox` makes a document opened from it an opaque origin.
 API_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
 
 
@@ -103,7 +105,8 @@ def guard(token: str | None) -> web.middleware:
         cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
         if (request.method not in SAFE_METHODS or _is_websocket(request)) and not same_origin(request):
             return _refuse(403, f"cross-origin request refused (Origin {request.headers.get('Origin')!r})")
-        if cross_site and (request.path.startswith("/api/") or request.path == "/ws"):
+        navigation = request.headers.get("Sec-Fetch-Mode") == "navigate"
+        if cross_site and (request.path.startswith("/api/") or request.path == "/ws" or not navigation):
             return _refuse(403, "cross-site request refused")
         response = await handler(request)
         if from_query and not _is_websocket(request) and request.cookies.get(COOKIE) != token:
@@ -117,5 +120,6 @@ def guard(token: str | None) -> web.middleware:
 async def content_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: the headers above, on every answer (errors too)."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if request.path.startswith("/api/"):
+    editor = (request.match_info.route.name or "").startswith(EDITOR_ROUTES) and response.status < 400
+    if not editor:  # the editor's own pages run its scripts
         response.headers.setdefault("Content-Security-Policy", API_POLICY)

@@ -5,6 +5,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -28,6 +29,8 @@ class Server:
     max_upload_bytes: int
     components: Path  # saved subgraph definitions
     max_upload_pixels: int = 64_000_000  # width x height, read from the header before decoding
+    sweeps: Any = None  # server.sweeps.Sweeps
+    webhooks: Any = None  # server.webhooks.Webhooks
 
 
 SERVER = web.AppKey("server", Server)
@@ -46,12 +49,17 @@ def failure(status: int, message: str, errors: list[dict] | None = None) -> web.
     return _ERRORS[status](text=json.dumps(body), content_type="application/json")
 
 
-async def read_json(request: web.Request) -> object:
-    """The body as JSON, within the server's limits on size and nesting (else a 400); one more level
-    of nesting is allowed for the envelope ({"workflow": ...})."""
+def body_limits(request: web.Request) -> limits.Limits:
+    """The server's limits on a request body: one more level of nesting is allowed for the envelope
+    ({"workflow": ...}, ComfyUI's {"prompt": ...})."""
     bounds = state(request).settings.limits
+    return dataclasses.replace(bounds, max_depth=bounds.max_depth + 1)
+
+
+async def read_json(request: web.Request) -> object:
+    """The body as JSON, within `body_limits` (else a 400)."""
     try:
-        return limits.parse(await request.read(), dataclasses.replace(bounds, max_depth=bounds.max_depth + 1))
+        return limits.parse(await request.read(), body_limits(request))
     except WorkflowFormatError as exc:
         raise failure(400, f"the request body is not JSON we accept: {exc}") from None
 
