@@ -48,6 +48,17 @@ def _settings(args):
     return Settings(**options)
 
 
+def _ray_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Ray (a pool of workers; docs/ray.md; needs pip install latentgraph[ray])")
+    group.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: 'auto' starts a local one (or joins "
+                                                        "$RAY_ADDRESS), else HOST:PORT or ray://HOST:10001")
+    group.add_argument("--workers", type=int, metavar="N", help="workers (default: one per GPU of the cluster; "
+                                                                "on CPUs up to 4, sharing them)")
+    group.add_argument("--worker-threads", type=int, metavar="N",
+                       help="torch threads per worker (default: --threads, else the CPUs divided among the "
+                            "workers; 1 on GPUs)")
+
+
 class _AxisOption(argparse.Action):
     """--sweep and --zip share one list, in command-line order: a --zip joins the axis before it."""
 
@@ -91,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "for every workflow (or every job of a sweep, with totals) "
                                                       "to this JSON file")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _ray_options(run)
 
     validate = commands.add_parser("validate", help="check workflows without running them")
     validate.add_argument("workflows", nargs="+", metavar="WORKFLOW")
@@ -121,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="refuse bigger sweeps unless the request confirms them (default 10000)")
     _folder_options(serve, output_flag="--output")
     _engine_options(serve)
+    _ray_options(serve)
 
     convert = commands.add_parser("import", help="convert a ComfyUI workflow (JSON or PNG) into our format")
     convert.add_argument("source", metavar="SRC")
@@ -250,6 +263,40 @@ class ProgressBars:
             self.bar = None
 
 
+class NodeLines:
+    """Where there is no terminal for bars: one line per node, with its time, on stderr."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.started = enabled, {}
+
+    def __call__(self, event: dict) -> None:
+        if not self.enabled:
+            return
+        if event["type"] == "cached":
+            for node_id in event["node_ids"]:
+                print(f"  {node_id}: cached", file=sys.stderr, flush=True)
+        elif event["type"] == "executing":
+            self.started[event["node_id"]] = time.perf_counter()
+        elif event["type"] == "executed" and not event.get("cached"):
+            seconds = time.perf_counter() - self.started.pop(event["node_id"], time.perf_counter())
+            print(f"  {event['node_id']} ({event['node_type']}): {seconds:.2f}s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def report_unmatched(unmatched: list[str], loaded: list) -> None:
+    """--set options that name no node, with the nodes each workflow has (ids and titles)."""
+    for text in unmatched:
+        print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+    if unmatched:
+        for path, doc, _ in loaded:
+            if doc is not None:
+                names = [f"{node_id} ({node['title']!r})" if node.get("title") else node_id
+                         for node_id, node in doc["nodes"].items()]
+                print(f"  {path} has the nodes: {', '.join(names)}", file=sys.stderr)
+
+
 def _quiet_libraries() -> None:
     """diffusers/transformers print loading bars and notices that are noise on our command line."""
     import diffusers
@@ -267,7 +314,7 @@ def cmd_run(args) -> int:
     _quiet_libraries()
     try:
         settings = _settings(args)
-        executor = Executor(settings)
+        executor = None if args.ray else Executor(settings)  # on Ray the workers hold the executors
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -277,11 +324,19 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if unmatched:
-        for text in unmatched:
-            print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+        report_unmatched(unmatched, loaded)
         return 2
+    if args.ray:
+        from latentgraph.ray_run import PoolRunner
+
+        try:
+            executor = PoolRunner(args, settings, loaded)  # run(doc) waits for one job of the pool
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     report, worst = [], 0
-    bars = ProgressBars(enabled=not args.quiet and sys.stderr.isatty())
+    # Bars on a terminal; in a pipe (a log), one line per node with its time.
+    bars = ProgressBars(enabled=not args.quiet) if sys.stderr.isatty() else NodeLines(enabled=not args.quiet)
     if args.axes or args.sweep_file or args.repeat != 1 or args.grid:
         from latentgraph.cli_sweep import run_sweep
 
@@ -339,8 +394,7 @@ def cmd_validate(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for text in unmatched:
-        print(f"error: --set {text}: no workflow has that node", file=sys.stderr)
+    report_unmatched(unmatched, loaded)
     for path, doc, problems in loaded:
         errors = problems or [e.message for e in validate(doc, settings)[1]]
         if errors:
@@ -432,10 +486,18 @@ def cmd_serve(args) -> int:
     except ValueError as error:
         print(f"latentgraph serve: {error}", file=sys.stderr)
         return 2
+    runner = None
+    if args.ray:  # the jobs run on a Ray worker pool (docs/ray.md)
+        try:
+            from latentgraph.server.ray_runner import ray_runner
+        except ImportError as exc:
+            print(f"latentgraph serve: --ray needs Ray ({exc}): pip install 'latentgraph[ray]'", file=sys.stderr)
+            return 2
+        runner = ray_runner(settings, args.ray, args.workers, args.worker_threads)
     serve(host=args.host, port=args.port, settings=settings, token=args.token,
           max_upload_bytes=max_upload if max_upload is not None else MAX_UPLOAD_BYTES,
           resume_interrupted=args.resume_interrupted, max_sweep_jobs=args.max_sweep_jobs,
-          callback_hosts=tuple(h for h in args.allow_callback_hosts.split(",") if h.strip()))
+          callback_hosts=tuple(h for h in args.allow_callback_hosts.split(",") if h.strip()), runner=runner)
     return 0
 
 

@@ -77,7 +77,7 @@ class Server:
         started = time.perf_counter()
         ids = [http("POST", f"{self.url}/api/queue", {"workflow": wf})["job_id"] for wf in workflows]
         for job_id in ids:
-            while http("GET", f"{self.url}/api/history/{job_id}")["status"] in ("pending", "running"):
+            while http("GET", f"{self.url}/api/jobs/{job_id}")["status"] in ("pending", "running"):
                 time.sleep(0.02)
         return time.perf_counter() - started
 

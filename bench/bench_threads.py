@@ -43,9 +43,9 @@ def main(argv=None) -> int:
     counts = [None] + [n for n in args.threads if n != default]
     seconds: dict = {n: [] for n in counts}
     for i in range(args.repeats):
-        for n in counts:
+        for k, n in enumerate(counts):
             torch.set_num_threads(n or default)
-            run = workflow(args.ckpt, args.size, args.steps, "a red circle", 1 + i, 0.5)
+            run = workflow(args.ckpt, args.size, args.steps, "a red circle", 1 + i * len(counts) + k, 0.5)  # uncached
             seconds[n].append(executor.run(run).seconds)
     print(f"\nthreads benchmark: {args.ckpt}, {args.size}x{args.size}, {args.steps} Euler steps, median of "
           f"{args.repeats}, {torch.get_num_interop_threads()} inter-op threads, torch's default {default} threads")

@@ -142,17 +142,21 @@ def main(argv=None) -> int:
             measure("graph, only ImageSharpen changed", lambda wf=sharper: executor.run(wf))
 
     reference = statistics.median(t for t, _ in rows["diffusers StableDiffusionPipeline"])
+    reference_outside = statistics.median(t - m for t, m in rows["diffusers StableDiffusionPipeline"])
     print(f"\nlatentgraph txt2img benchmark: {args.ckpt}, {args.size}x{args.size}, {args.steps} euler steps, cfg 6, "
           f"device {device}, dtype {executor.dtype}, torch threads {torch.get_num_threads()}, "
           f"median of {args.repeats}; first run (load + warm-up) {load_seconds:.2f}s")
-    header = f"| {'run':<36} | {'total s':>9} | {'in models s':>11} | {'outside s':>9} | {'vs pipeline':>11} |"
+    header = (f"| {'run':<36} | {'total s':>9} | {'in models s':>11} | {'outside s':>9} | {'vs pipeline':>11} "
+              f"| {'outside vs pipeline':>19} | {'outside spread s':>16} |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for name, samples in rows.items():
         total = statistics.median(t for t, _ in samples)
         inside = statistics.median(m for _, m in samples)
         outside = statistics.median(t - m for t, m in samples)
-        print(f"| {name:<36} | {total:>9.4f} | {inside:>11.4f} | {outside:>9.4f} | {total / reference:>10.2f}x |")
+        spread = sorted(t - m for t, m in samples)
+        print(f"| {name:<36} | {total:>9.4f} | {inside:>11.4f} | {outside:>9.4f} | {total / reference:>10.2f}x "
+              f"| {outside / reference_outside:>18.2f}x | {spread[0]:.4f}-{spread[-1]:.4f} |")
     return 0
 
 

@@ -102,8 +102,7 @@ class Executor:
         self.previews = previews
         self._interrupt = threading.Event()
         self._lock = threading.Lock()  # one run at a time
-        # Cache keys depend on where and how results were computed.
-        self._salt = f"{self.device.type}:{self.dtype}" + (":compiled" if self.settings.compile else "")
+        self._salt = cache_salt(self.device, self.dtype, self.settings.compile)
 
     def interrupt(self) -> None:
         self._interrupt.set()
@@ -217,15 +216,25 @@ class Executor:
         return cache_mod.Entry(outputs, ctx.ui, size, frozenset(model_modules(outputs)))
 
     def _keys(self, plan: Plan, order: list[str]) -> dict[str, str]:
-        keys: dict[str, str] = {}
-        for node_id in order:
-            node = plan.nodes[node_id]
-            files = {}
-            for inp in node.spec.inputs:
-                if inp.file_folder and inp.name in node.values:
-                    path = folders.resolve_file(self.settings, inp.file_folder, node.values[inp.name])
-                    files[inp.name] = cache_mod.file_digest(path) if path is not None else "missing"
-            upstream = {name: (keys[src], out) for name, (src, out) in node.links.items()}
-            keys[node_id] = cache_mod.node_key(node.spec.name, node.spec.cache_version, node.values, upstream, files,
-                                               self._salt)
-        return keys
+        return plan_keys(plan, order, self.settings, self._salt)
+
+
+def cache_salt(device: torch.device, dtype: torch.dtype, compiled: bool = False) -> str:
+    """Cache keys depend on where and how results were computed."""
+    return f"{device.type}:{dtype}" + (":compiled" if compiled else "")
+
+
+def plan_keys(plan: Plan, order: list[str], settings: Settings, salt: str) -> dict[str, str]:
+    """The cache key of each node in `order`; no model is loaded (a scheduler can place jobs by them)."""
+    keys: dict[str, str] = {}
+    for node_id in order:
+        node = plan.nodes[node_id]
+        files = {}
+        for inp in node.spec.inputs:
+            if inp.file_folder and inp.name in node.values:
+                path = folders.resolve_file(settings, inp.file_folder, node.values[inp.name])
+                files[inp.name] = cache_mod.file_digest(path) if path is not None else "missing"
+        upstream = {name: (keys[src], out) for name, (src, out) in node.links.items()}
+        keys[node_id] = cache_mod.node_key(node.spec.name, node.spec.cache_version, node.values, upstream, files,
+                                           salt)
+    return keys

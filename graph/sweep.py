@@ -591,6 +591,8 @@ def run_plan(executor, plan: SweepPlan, *, on_event: Callable[[dict], None] | No
     started = time.perf_counter()
     done: list[JobResult] = []
     stopped = False
+    if hasattr(executor, "start_all"):  # a worker pool (--ray) runs the jobs side by side
+        executor.start_all([job.workflow for job in plan.jobs])
     for job in plan.jobs:
         if stopped:
             outcome = JobResult(job, "cancelled", errors=[GraphError("interrupted", "not run: the sweep was "

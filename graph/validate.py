@@ -69,7 +69,8 @@ def check_value(spec: NodeSpec, node_id: str, inp: Input, value: Any, settings: 
                 return err("unsupported", f"{value!r} is not supported: {inp.refused_choices[value]}")
             if inp.choices_from == "checkpoints":
                 searched = ", ".join(str(p) for p in folders.checkpoint_roots(settings))
-                return err("not_in_choices", f"checkpoint {value!r} not found (searched {searched})")
+                return err("not_in_choices", f"checkpoint {value!r} not found (searched {searched}); "
+                                             f"{folders.available(choices)}")
             if inp.file_folder in folders.SINGLE_MODEL_FOLDERS:
                 return err("not_in_choices", folders.not_found(settings, inp.file_folder, value))
             if inp.choices_from == "input_images":

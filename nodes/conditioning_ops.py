@@ -7,7 +7,7 @@ import dataclasses
 
 from latentgraph.graph.errors import InputError
 from latentgraph.lazy import F, torch
-from latentgraph.nodes.spec import COMBO, CONDITIONING, FLOAT, INT, MASK, Input, Output, node
+from latentgraph.nodes.spec import COMBO, CONDITIONING, FLOAT, INT, MASK, Input, Output, node, start_before_end
 from latentgraph.nodes.values import Conditioning
 
 
@@ -83,13 +83,6 @@ def conditioning_combine(ctx, conditioning_1: Conditioning, conditioning_2: Cond
     return (dataclasses.replace(conditioning_1, also=conditioning_1.also + (conditioning_2,)),)
 
 
-def _start_before_end(values: dict) -> list[tuple[str, str]]:
-    start, end = values.get("start"), values.get("end")
-    if isinstance(start, (int, float)) and isinstance(end, (int, float)) and end < start:
-        return [("end", f"end {end} is before start {start}")]
-    return []
-
-
 @node("ConditioningSetTimestepRange", category="advanced/conditioning",
       description="Lets the prompt act only from `start` to `end` of the sampling (0 = the noisiest end, 1 = the "
                   "cleanest, over the model's 1000 noise levels). Combine prompts with ranges that together "
@@ -97,7 +90,7 @@ def _start_before_end(values: dict) -> list[tuple[str, str]]:
       inputs=[Input("conditioning", CONDITIONING),
               Input("start", FLOAT, default=0.0, min=0.0, max=1.0, step=0.001),
               Input("end", FLOAT, default=1.0, min=0.0, max=1.0, step=0.001)],
-      outputs=[Output("CONDITIONING", CONDITIONING)], check=_start_before_end)
+      outputs=[Output("CONDITIONING", CONDITIONING)], check=start_before_end())
 def conditioning_set_timestep_range(ctx, conditioning: Conditioning, start: float, end: float):
     return (_each(conditioning, lambda c: dataclasses.replace(c, timestep_range=(start, end))),)
 

@@ -14,7 +14,7 @@ from latentgraph.graph.errors import InputError
 from latentgraph.lazy import F, torch
 from latentgraph.nodes import folders
 from latentgraph.nodes.image import center_crop
-from latentgraph.nodes.loaders import pickle_refusal
+from latentgraph.nodes.loaders import load_one_model, pickle_refusal
 from latentgraph.nodes.spec import COMBO, CONDITIONING, CONTROL_NET, FLOAT, IMAGE, VAE, Input, Output, node
 from latentgraph.nodes.values import Conditioning, ControlHint, ControlNet, DiffusionModel
 
@@ -30,14 +30,7 @@ def controlnet_loader(ctx, control_net_name: str):
     path = folders.list_controlnets(ctx.settings).get(control_net_name)
     if path is None:
         raise InputError("control_net_name", folders.not_found(ctx.settings, "controlnet", control_net_name))
-    if path.is_dir():
-        from diffusers import ControlNetModel
-
-        net = ControlNetModel.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True,
-                                              local_files_only=True)
-    else:
-        from latentgraph.nodes import single_file
-        net = single_file.load_controlnet(path, ctx.dtype)
+    net = load_one_model(path, ctx.dtype, "ControlNetModel", "load_controlnet")
     return (ControlNet(net=net.to(ctx.device).eval(), name=control_net_name),)
 
 

@@ -113,9 +113,17 @@ def _single_models_in(root: Path, include_pickles: bool) -> dict[str, Path]:
 SINGLE_MODEL_FOLDERS = {"vae": "VAE", "controlnet": "ControlNet"}
 
 
+def available(names: list[str], limit: int = 20) -> str:
+    """'available: a, b, c' (the first `limit`), or 'there are none', for not-found messages."""
+    if not names:
+        return "there are none"
+    return "available: " + ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def not_found(settings: Settings, folder: str, name: str) -> str:
-    """The message for a name missing from models/<folder> (one of SINGLE_MODEL_FOLDERS)."""
-    return f"{SINGLE_MODEL_FOLDERS[folder]} {name!r} not found in {settings.models / folder}"
+    """The message for a name missing from models/<folder> (one of SINGLE_MODEL_FOLDERS), with those there."""
+    names = sorted(_single_models_in(settings.models / folder, include_pickles=True))
+    return f"{SINGLE_MODEL_FOLDERS[folder]} {name!r} not found in {settings.models / folder}; {available(names)}"
 
 
 def list_vaes(settings: Settings, include_pickles: bool = False) -> dict[str, Path]:

@@ -82,7 +82,7 @@ def load_image_mask(ctx, image: str, channel: str):
     return (_channel(_open_input(ctx, image), channel, ctx.device),)
 
 
-def _output_path(root: Path, prefix: str) -> tuple[Path, str]:
+def output_path(root: Path, prefix: str) -> tuple[Path, str]:
     """A new file for `prefix` ('name' or 'sub/folder/name') inside root, ComfyUI-style numbering."""
     pure = PurePosixPath(prefix.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or not pure.name or prefix.strip() == "":
@@ -134,7 +134,7 @@ def save_images(images: torch.Tensor, root: Path, prefix: str, kind: str, workfl
     prefix = expand_prefix(prefix, workflow, images)
     saved = []
     for picture in to_pil(images):
-        path, name = _output_path(root, prefix)
+        path, name = output_path(root, prefix)
         picture.save(path, pnginfo=png_info(workflow) if workflow is not None else None, compress_level=4)
         saved.append({"kind": kind, "filename": name, "path": str(path)})
     return saved

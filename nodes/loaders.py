@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from latentgraph.graph.errors import InputError
+from latentgraph.lazy import diffusers
 from latentgraph.nodes import folders
 from latentgraph.nodes.previews import LatentPreviewer
+from latentgraph.nodes.quiet import quiet_loading
 from latentgraph.nodes.spec import CLIP, COMBO, MODEL, VAE, Input, Output, node
 from latentgraph.nodes.values import DiffusionModel, TextEncoder, VAEModel
 
@@ -89,8 +91,10 @@ def pickle_refusal(input_name: str, what: str):
 def checkpoint_loader_simple(ctx, ckpt_name: str):
     path = folders.find_checkpoint(ctx.settings, ckpt_name)
     if path is None:
-        raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found")
-    model, clip, vae = load_checkpoint(path, ctx.device, ctx.dtype)
+        names = sorted(folders.list_checkpoints(ctx.settings, include_pickles=True))
+        raise InputError("ckpt_name", f"checkpoint {ckpt_name!r} not found; {folders.available(names)}")
+    with quiet_loading():
+        model, clip, vae = load_checkpoint(path, ctx.device, ctx.dtype)
     if ctx.settings.compile:
         model, vae = dataclasses.replace(model, compile=True), dataclasses.replace(vae, compile=True)
     return model, clip, vae
@@ -107,11 +111,16 @@ def vae_loader(ctx, vae_name: str):
     path = folders.list_vaes(ctx.settings).get(vae_name)
     if path is None:
         raise InputError("vae_name", folders.not_found(ctx.settings, "vae", vae_name))
-    if path.is_dir():
-        from diffusers import AutoencoderKL
-
-        vae = AutoencoderKL.from_pretrained(path, torch_dtype=ctx.dtype, use_safetensors=True, local_files_only=True)
-    else:
-        from latentgraph.nodes import single_file
-        vae = single_file.load_vae(path, ctx.dtype)
+    vae = load_one_model(path, ctx.dtype, "AutoencoderKL", "load_vae")
     return (VAEModel(vae=vae.to(ctx.device).eval(), name=vae_name, compile=ctx.settings.compile),)
+
+
+def load_one_model(path: Path, dtype, diffusers_class: str, single_file_loader: str):
+    """One model (a VAE, a ControlNet) from a diffusers folder, or from a single file with
+    `single_file`'s loader of that name."""
+    with quiet_loading():
+        if path.is_dir():
+            cls = getattr(diffusers, diffusers_class)
+            return cls.from_pretrained(path, torch_dtype=dtype, use_safetensors=True, local_files_only=True)
+        from latentgraph.nodes import single_file
+        return getattr(single_file, single_file_loader)(path, dtype)

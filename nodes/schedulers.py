@@ -10,6 +10,7 @@ import inspect
 
 from latentgraph.graph.errors import InputError
 from latentgraph.lazy import diffusers
+from latentgraph.nodes.quiet import hide_torchsde_rounding
 
 # sampler_name -> (diffusers class name, fixed settings)
 SAMPLERS: dict[str, tuple[str, dict]] = {
@@ -99,4 +100,5 @@ def make_scheduler(base_config: dict, sampler_name: str, scheduler: str, seed: i
     if sampler_name in SEEDED_SAMPLERS:
         # Without a seed its Brownian tree draws from the global RNG: tie it to the node's seed.
         settings["noise_sampler_seed"] = seed
+        hide_torchsde_rounding()
     return cls(**settings)

@@ -118,6 +118,16 @@ class NodeSpec:
         }
 
 
+def start_before_end(start: str = "start", end: str = "end") -> Callable[[dict], list[tuple[str, str]]]:
+    """A node check refusing an `end` input set below its `start` input (linked values are not checked)."""
+    def check(values: dict) -> list[tuple[str, str]]:
+        first, last = values.get(start), values.get(end)
+        if isinstance(first, (int, float)) and isinstance(last, (int, float)) and last < first:
+            return [(end, f"{end} {last} is before {start} {first}")]
+        return []
+    return check
+
+
 REGISTRY: dict[str, NodeSpec] = {}
 LOADING_PACK: str | None = None  # the node pack being imported (nodes/packs.py), for clear refusals
 

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from latentgraph.graph.errors import InputError
-from latentgraph.nodes.spec import FLOAT, INT, MODEL, STRING, Input, Output, node
+from latentgraph.nodes.spec import FLOAT, INT, MODEL, STRING, Input, Output, node, start_before_end
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,6 @@ def with_cache(model, cache):
     return (dataclasses.replace(model, step_cache=cache),)
 
 
-def _check_steps(values: dict) -> list[tuple[str, str]]:
-    if values["end_step"] < values["start_step"]:
-        return [("end_step", f"ends ({values['end_step']}) before it starts ({values['start_step']})")]
-    return []
-
-
 @node("DeepCache", category="model_patches",
       description="DeepCache: the UNet's deep features are computed every cache_interval steps and reused in "
                   "between, while the layers above the cache_depth skip branch run every step. Faster at a small "
@@ -67,7 +61,7 @@ def _check_steps(values: dict) -> list[tuple[str, str]]:
               Input("end_step", INT, default=1000, min=0, max=1000,
                     tooltip="Caching stops below timestep 1000 - end_step (1000: to the end).")],
       outputs=[Output("MODEL", MODEL)],
-      check=_check_steps)
+      check=start_before_end("start_step", "end_step"))
 def deep_cache(ctx, model, cache_interval: int, cache_depth: int, start_step: int, end_step: int):
     from latentgraph.nodes.unet_reuse import skip_count
 
@@ -79,11 +73,9 @@ def deep_cache(ctx, model, cache_interval: int, cache_depth: int, start_step: in
 
 
 def _check_fbcache(values: dict) -> list[tuple[str, str]]:
-    problems = []
-    if values["object_to_patch"] != "diffusion_model":
+    problems = start_before_end()(values)
+    if values.get("object_to_patch", "diffusion_model") != "diffusion_model":
         problems.append(("object_to_patch", "only 'diffusion_model' (the UNet) can be patched"))
-    if values["end"] < values["start"]:
-        problems.append(("end", f"ends ({values['end']}) before it starts ({values['start']})"))
     return problems
 
 

@@ -10,10 +10,14 @@ what that stretch gave at the last fully computed call:
   runs every call; where its residual changed by less than a threshold since the last full call,
   the rest of the network is skipped and its residual from that call added instead.
 
-The UNet is not forked: while a sampler runs, the forward of the region's modules is replaced by
-one that either calls the original and records what it returned, or returns the record. The
-forwards are put back when sampling ends (`installed`), so a UNet shared with other graphs is
-untouched outside that sampler's loop. A block wholly inside the region is skipped as one module.
+diffusers' own caches (`diffusers.hooks`: apply_first_block_cache, FasterCache, ...) attach to the
+transformer-block lists of DiT models (`CacheMixin.enable_cache`); UNet2DConditionModel has neither
+(in diffusers 0.42), so the techniques are applied here, the way the DeepCache authors' helper
+does it for diffusers' UNets. The UNet is not forked: while a sampler runs, the forward of the
+region's modules is replaced by one that either calls the original and records what it returned,
+or returns the record. The forwards are put back when sampling ends (`installed`), so a UNet
+shared with other graphs is untouched outside that sampler's loop. A block wholly inside the
+region is skipped as one module.
 """
 from __future__ import annotations
 

@@ -128,11 +128,15 @@ async def queue_job(request: web.Request) -> web.Response:
 
 @routes.get("/api/queue")
 @openapi.operation(answer={"type": "object", "properties": {
-    "running": {"oneOf": [ref("Job"), {"type": "null"}]}, "pending": {"type": "array", "items": ref("Job")}}})
+    "running": {"oneOf": [ref("Job"), {"type": "null"}]}, "pending": {"type": "array", "items": ref("Job")},
+    "running_jobs": {"type": "array", "items": ref("Job"),
+                     "description": "every running job, in the order they started (several on a worker pool)"}}})
 async def queue_state(request: web.Request) -> web.Response:
-    """The running job and the pending ones, in the order they will run."""
+    """The running job (the first started, when a worker pool runs several: see `running_jobs`) and
+    the pending ones, in the order they will run."""
     running, pending = state(request).jobs.snapshot()
     return web.json_response({"running": running[0].to_json() if running else None,
+                              "running_jobs": [job.to_json() for job in running],
                               "pending": [job.to_json() for job in pending]})
 
 
@@ -170,7 +174,7 @@ async def interrupt(request: web.Request) -> web.Response:
     return web.json_response({"interrupted": interrupted})
 
 
-@routes.get("/api/history")
+@routes.get("/api/jobs")
 @openapi.operation(query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
                    answer={"type": "object", "properties": {"jobs": {"type": "array", "items": ref("Job")}}})
 async def history(request: web.Request) -> web.Response:
@@ -186,7 +190,7 @@ def query_limit(request: web.Request, default: int) -> int:
         raise failure(400, "limit must be a whole number") from None
 
 
-@routes.get("/api/history/{job_id}")
+@routes.get("/api/jobs/{job_id}")
 @openapi.operation(answer=ref("Job"), errors={404: "no such job"})
 async def history_job(request: web.Request) -> web.Response:
     """One job (pending, running or finished)."""

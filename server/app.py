@@ -9,6 +9,7 @@ output folder.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from pathlib import Path
@@ -19,7 +20,8 @@ from latentgraph.graph.executor import Executor
 from latentgraph.graph.settings import Settings
 from latentgraph.graph.sweep import MAX_JOBS
 from latentgraph.nodes import registry
-from latentgraph.server import api, components, editor, files, library, openapi, security, sweeps
+from latentgraph.server import api, comfy_protocol, components, editor, files, library, openapi, security, sweeps
+from latentgraph.server.comfy_bridge import ComfyBridge
 from latentgraph.server.events import Broadcaster
 from latentgraph.server.history import History
 from latentgraph.server.jobs import JobQueue
@@ -70,7 +72,8 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
     if token is None and not security.is_loopback(host):
         raise ValueError(f"serving on {host} (not a loopback address) requires a token")
     registry()  # fills the node catalog
-    executor = Executor(settings, previews=True)
+    # With a runner of its own (a worker pool) this executor only validates: it stays off the GPUs.
+    executor = Executor(settings if runner is None else dataclasses.replace(settings, device="cpu"), previews=True)
     history = History(history_path or settings.output.resolve().parent / HISTORY_FILE)
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -78,11 +81,13 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
         try:
             if loop is not None:
                 loop.call_soon_threadsafe(events.publish, event)
+                loop.call_soon_threadsafe(comfy.on_event, event)  # ComfyUI's messages for its clients
         except RuntimeError:  # the loop is closed: the server has stopped, nobody is listening
             pass
 
     jobs = JobQueue(runner or LocalRunner(executor), history, publish, resume_interrupted=resume_interrupted)
     events = Broadcaster(greeting=lambda: [jobs.queue_event()])
+    comfy = ComfyBridge(jobs)
     webhooks = Webhooks(callback_hosts)
     follow_jobs(webhooks, history, jobs)
     sweep_book = sweeps.Sweeps(settings, history, jobs, publish, webhooks, max_sweep_jobs)
@@ -93,8 +98,11 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
     app[SERVER] = Server(settings, executor, history, jobs, events, library_folder or beside_output / LIBRARY_FOLDER,
                          max_upload_bytes, beside_output / COMPONENTS_FOLDER, sweeps=sweep_book, webhooks=webhooks)
     app[editor.FOLDER] = editor_dist
-    # The editor's routes come last: they end with a catch-all.
-    for table in (api.routes, sweeps.routes, files.routes, library.routes, components.routes, routes, editor.routes):
+    app[comfy_protocol.BRIDGE] = comfy
+    # ComfyUI's protocol beside ours (paths both use answer both); the editor's routes come last: they
+    # end with a catch-all.
+    for table in (comfy_protocol.shared(api.routes), sweeps.routes, files.routes, library.routes, components.routes,
+                  comfy_protocol.shared(routes), comfy_protocol.routes(), editor.routes):
         app.router.add_routes(table)
 
     async def start(app: web.Application) -> None:
@@ -111,6 +119,7 @@ def create_app(settings: Settings, token: str | None = None, *, host: str = "127
         await asyncio.sleep(0)  # let the events published from the worker reach the client queues
         await webhooks.close()
         await events.close_all()
+        await comfy.sockets.close_all()
 
     async def stop(app: web.Application) -> None:
         jobs.runner.close()

@@ -202,7 +202,7 @@ class JobQueue:
                     self._changed.wait()
                 if self._stopping:
                     return
-                job = self._pending.popleft()
+                job = self._next_job()
                 job.status, job.started, job.finished = "running", time.time(), None
                 job.attempts += 1
                 self._running[job.job_id] = job
@@ -224,6 +224,14 @@ class JobQueue:
                 self._finished_event(job)
                 self._queue_event()
             self._after_end([job])
+
+    def _next_job(self) -> Job:  # with the lock held
+        """The pending job to start: the first, unless the runner picks (a worker pool places jobs by
+        what its workers hold, so a sweep runs in slices that keep shared work on one worker)."""
+        pick = getattr(self.runner, "pick", None)
+        job = pick(list(self._pending)) if pick is not None else self._pending[0]
+        self._pending.remove(job)
+        return job
 
     def _run(self, job: Job) -> None:
         def on_event(event: dict) -> None:

@@ -5,7 +5,8 @@ A runner has `slots` (how many jobs the queue may hand it at once: the queue sta
 thread per slot) and runs a job as `Executor.run` runs a workflow: it streams the executor's
 events to `on_event`, returns the RunResult, and raises WorkflowInvalid, NodeError or Interrupted
 (each carrying `.result` where the executor gave one). It may set `job.worker` to say where the
-job ran (shown in the queue and the history).
+job ran (shown in the queue and the history). It may also choose which pending job a free slot
+starts: `pick(pending) -> Job` (server/ray_runner.py places jobs by what its workers hold).
 """
 from __future__ import annotations
 

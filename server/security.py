@@ -6,8 +6,9 @@
   `?token=T`, or the cookie set after the first request that carried it (so that the editor's own
   scripts and images load without putting the token in every URL).
 - Requests that change state, and the websocket, are refused when their `Origin` is not the
-  server's own origin; API requests a browser marks as cross-site are refused outright. A page the
-  user visits can thus neither queue jobs nor read results.
+  server's own origin; requests a browser marks as cross-site are refused outright, but for a link
+  followed to one of the editor's pages. A page the user visits can thus neither queue jobs nor
+  read results, through our API or ComfyUI's (server/comfy_protocol.py), nor embed output images.
 """
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def guard(token: str | None) -> web.middleware:
         cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
         if (request.method not in SAFE_METHODS or _is_websocket(request)) and not same_origin(request):
             return _refuse(403, f"cross-origin request refused (Origin {request.headers.get('Origin')!r})")
-        if cross_site and (request.path.startswith("/api/") or request.path == "/ws"):
+        navigation = request.headers.get("Sec-Fetch-Mode") == "navigate"
+        if cross_site and (request.path.startswith("/api/") or request.path == "/ws" or not navigation):
             return _refuse(403, "cross-site request refused")
         response = await handler(request)
         if from_query and not _is_websocket(request) and request.cookies.get(COOKIE) != token:

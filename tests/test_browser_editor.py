@@ -6,166 +6,30 @@ loopback with temporary models/input/output folders. The editor exposes `window.
 """
 from __future__ import annotations
 
-import base64
 import json
-import os
 import random
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_helpers import (  # noqa: F401
+    BROWSER_MARKS,
+    DEFAULT_WORKFLOW,
+    RUN_TIMEOUT_MS,
+    browser,
+    center,
+    drag_wire,
+    drop_file,
+    latentgraph_command,
+    node_inputs,
+    page,
+    server,
+    server_dirs,
+    workflow,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
-DIST = Path(__file__).resolve().parent.parent / "web" / "dist" / "index.html"
-DEFAULT_WORKFLOW = Path(__file__).resolve().parent.parent / "web" / "src" / "default-workflow.json"
-RUN_TIMEOUT_MS = 180_000  # a CPU run of the default workflow, with model loading
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(not DIST.exists(), reason="the editor is not built (cd web && npm ci && npm run build)"),
-]
-
-
-def latentgraph_command() -> list[str]:
-    script = Path(sys.executable).with_name("latentgraph")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "latentgraph.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
-
-@pytest.fixture(scope="module")
-def server_dirs(tmp_path_factory):
-    """Models, input and output folders. The default workflow needs the checkpoint `tiny-shapes`:
-    the shipped one if the package has it, else a tiny random one of the same name."""
-    root = tmp_path_factory.mktemp("browser-server")
-    dirs = {name: root / name for name in ("models", "input", "output", "temp")}
-    for path in dirs.values():
-        path.mkdir()
-    from latentgraph.nodes.folders import BUILTIN_MODELS
-
-    if not any(p.name.startswith("tiny-shapes") for p in BUILTIN_MODELS.glob("*")):
-        from latentgraph.tiny_random import save_sd15
-
-        save_sd15(dirs["models"] / "checkpoints" / "tiny-shapes", seed=0)
-    return dirs
-
-
-@pytest.fixture(scope="module")
-def server(server_dirs):
-    """A real `latentgraph serve` on a free loopback port; yields its base URL."""
-    port = free_port()
-    log = open(server_dirs["output"].parent / "server.log", "wb")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [*latentgraph_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--models", str(server_dirs["models"]), "--input", str(server_dirs["input"]),
-         "--output", str(server_dirs["output"]), "--temp", str(server_dirs["temp"])],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            log.close()
-            output = (server_dirs["output"].parent / "server.log").read_text()
-            raise RuntimeError("latentgraph serve exited:\n" + output)
-        try:
-            get_json(url + "/api/nodes")
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.3)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
-
-
-# Module scope: Playwright's sync API keeps an event loop running while it is open, which would
-# stop the asyncio tests of later modules from starting theirs.
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    """A fresh browser profile (empty localStorage) with the editor loaded."""
-    context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server + "/")
-    page.wait_for_selector("[data-testid=node-7]")
-    yield page
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
-
-
-def workflow(page) -> dict:
-    return page.evaluate("window.latentgraph.getWorkflow()")
-
-
-def center(page, selector: str) -> tuple[float, float]:
-    box = page.locator(selector).bounding_box()
-    assert box, f"{selector} is not visible"
-    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-
-
-def drag_wire(page, source: str, target: str) -> None:
-    """Drag a connection from one socket to another, the way a user does."""
-    x1, y1 = center(page, source)
-    x2, y2 = center(page, target)
-    page.mouse.move(x1, y1)
-    page.mouse.down()
-    page.mouse.move((x1 + x2) / 2, (y1 + y2) / 2, steps=6)
-    page.mouse.move(x2, y2, steps=6)
-    page.mouse.up()
-
-
-def drop_file(page, data: bytes, name: str, mime: str) -> None:
-    """Drop a file on the canvas (an OS drag and drop, as a DataTransfer)."""
-    page.evaluate(
-        """([b64, name, mime]) => {
-            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-            const transfer = new DataTransfer();
-            transfer.items.add(new File([bytes], name, { type: mime }));
-            const pane = document.querySelector("[data-testid=canvas] .react-flow__pane");
-            for (const type of ["dragenter", "dragover", "drop"]) {
-                pane.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer,
-                                                         clientX: 700, clientY: 450 }));
-            }
-        }""",
-        [base64.b64encode(data).decode(), name, mime],
-    )
-
-
-def node_inputs(wf: dict) -> dict:
-    return {node_id: (node["type"], node["inputs"]) for node_id, node in wf["nodes"].items()}
-
+pytest.importorskip("playwright.sync_api")
+pytestmark = BROWSER_MARKS
 
 # --- scenarios ------------------------------------------------------------------------------
 

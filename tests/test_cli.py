@@ -78,6 +78,8 @@ def test_invalid_workflow_exits_non_zero_naming_node_and_input_and_runs_nothing(
 def test_bad_override_is_reported(tmp_path):
     done = cli("run", EXAMPLES / "txt2img.json", "--set", "nosuchnode.seed=1", cwd=tmp_path)
     assert done.returncode == 2 and "nosuchnode" in done.stderr
+    # ... with the ids and titles it could have named
+    assert "has the nodes: ckpt, positive ('Positive prompt'), negative ('Negative prompt'), latent" in done.stderr
     done = cli("run", EXAMPLES / "txt2img.json", "--set", "sampler.steps=many", cwd=tmp_path)
     assert done.returncode == 3 and "'many' is not a valid INT" in done.stderr
 

@@ -41,6 +41,8 @@ def imported_by(argv: list[str], cwd: Path) -> dict:
     ["validate", str(ROOT / "examples" / "txt2img.json"), str(ROOT / "examples" / "inpaint.json")],
     ["validate", str(ROOT / "tests" / "data" / "comfyui" / "refiner_ui.json")],
     ["import", str(ROOT / "tests" / "data" / "comfyui" / "txt2img_ui.json")],
+    ["validate", str(ROOT / "examples" / "subgraph.json"), "--set", "upscale/2.sigma=0.8"],
+    ["import", str(ROOT / "tests" / "data" / "comfyui" / "subgraph_ui.json")],
 ], ids=lambda argv: " ".join(a if "/" not in a else Path(a).name for a in argv))
 def test_light_commands_do_not_import_torch_diffusers_or_transformers(argv, tmp_path):
     found = imported_by(argv, tmp_path)

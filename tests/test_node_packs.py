@@ -152,6 +152,10 @@ def test_broken_packs_are_reported_and_the_server_still_starts(tmp_path):
                 assert server.poll() is None, server.communicate()[1]
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/object_info/ReplacerExtra", timeout=5) as answer:
+            assert json.load(answer) == {}  # ComfyUI clients do not see the refused pack's nodes either
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/object_info/KSampler", timeout=5) as answer:
+            assert json.load(answer)["KSampler"]["python_module"] == "nodes"
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -26,7 +26,7 @@ async def client(aiohttp_client, settings):
 async def wait_job(client, job_id: str, timeout: float = 120) -> dict:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        job = await (await client.get(f"/api/history/{job_id}")).json()
+        job = await (await client.get(f"/api/jobs/{job_id}")).json()
         if job["status"] in FINISHED:
             return job
         assert asyncio.get_running_loop().time() < deadline, f"job still {job['status']}"
@@ -92,10 +92,10 @@ async def test_queue_runs_a_job_and_history_keeps_it_with_its_image(client, sett
     with Image.open(io.BytesIO(await response.read())) as picture:
         assert picture.size == (64, 64)
 
-    jobs = (await (await client.get("/api/history?limit=5")).json())["jobs"]
+    jobs = (await (await client.get("/api/jobs?limit=5")).json())["jobs"]
     assert jobs[0]["job_id"] == job["job_id"]
-    assert (await client.get("/api/history/nope")).status == 404
-    assert (await client.get("/api/history?limit=x")).status == 400
+    assert (await client.get("/api/jobs/nope")).status == 404
+    assert (await client.get("/api/jobs?limit=x")).status == 400
 
 
 async def test_invalid_workflow_is_refused_with_all_errors_and_nothing_is_queued(client):
@@ -105,8 +105,9 @@ async def test_invalid_workflow_is_refused_with_all_errors_and_nothing_is_queued
     body = await response.json()
     assert {(e["node_id"], e["input"]) for e in body["errors"]} == {("sampler", "steps"), ("sampler", "cfg")}
     assert "error" in body
-    assert (await (await client.get("/api/queue")).json()) == {"running": None, "pending": []}
-    assert (await (await client.get("/api/history")).json())["jobs"] == []
+    queue = await (await client.get("/api/queue")).json()  # with ComfyUI's keys beside ours
+    assert (queue["running"], queue["running_jobs"], queue["pending"], queue["queue_pending"]) == (None, [], [], [])
+    assert (await (await client.get("/api/jobs")).json())["jobs"] == []
     assert (await client.post("/api/queue", json=["no"])).status == 400
 
 
@@ -150,7 +151,8 @@ async def test_cancel_a_pending_job_clear_the_queue_and_interrupt_the_running_on
     assert (await wait_job(client, long["job_id"]))["status"] == "interrupted"
     for job in (second, third):
         assert (await wait_job(client, job["job_id"]))["status"] == "cancelled"
-    assert (await (await client.get("/api/queue")).json()) == {"running": None, "pending": []}
+    queue = await (await client.get("/api/queue")).json()  # with ComfyUI's keys beside ours
+    assert (queue["running"], queue["running_jobs"], queue["pending"], queue["queue_pending"]) == (None, [], [], [])
 
 
 async def test_upload_stores_a_decodable_image_under_a_safe_generated_name(client, settings):
@@ -271,10 +273,10 @@ async def test_history_survives_a_restart(aiohttp_client, settings):
     await first.close()
 
     again = await aiohttp_client(create_app(settings))
-    kept = await (await again.get(f"/api/history/{job['job_id']}")).json()
+    kept = await (await again.get(f"/api/jobs/{job['job_id']}")).json()
     assert kept["status"] == "success" and kept["images"] == job["images"]
     assert (await again.get(kept["images"][0]["url"])).status == 200
-    assert [j["job_id"] for j in (await (await again.get("/api/history")).json())["jobs"]] == [job["job_id"]]
+    assert [j["job_id"] for j in (await (await again.get("/api/jobs")).json())["jobs"]] == [job["job_id"]]
 
 
 async def test_jobs_a_stopped_server_left_unfinished_are_recorded_as_such(aiohttp_client, settings):
@@ -283,11 +285,11 @@ async def test_jobs_a_stopped_server_left_unfinished_are_recorded_as_such(aiohtt
         history.save({"job_id": job_id, "status": status, "created": 1.0, "workflow": txt2img(), "errors": []})
     history.close()
     client = await aiohttp_client(create_app(settings))
-    running = await (await client.get("/api/history/was-running")).json()
+    running = await (await client.get("/api/jobs/was-running")).json()
     assert running["status"] == "interrupted" and "stopped" in running["errors"][0]["message"]
     # A pending job is still queued: it runs without being queued again (issue 20's durable queue).
     assert (await wait_job(client, "was-pending"))["status"] == "success"
-    assert (await (await client.get("/api/history/was-running")).json())["attempts"] == 0  # not run again
+    assert (await (await client.get("/api/jobs/was-running")).json())["attempts"] == 0  # not run again
 
 
 async def test_openapi_document_lists_every_route(client):

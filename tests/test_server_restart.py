@@ -75,7 +75,7 @@ class Server:
 
 
 async def job(session, server, job_id: str) -> dict:
-    async with session.get(f"{server.url}/api/history/{job_id}") as response:
+    async with session.get(f"{server.url}/api/jobs/{job_id}") as response:
         return await response.json()
 
 
@@ -123,7 +123,7 @@ async def stop_during_the_third_job_and_restart(settings, sig) -> tuple[dict, li
             last = await wait_for(session, second, ids[-1], ("success", "error"))
             assert last["status"] == "success"
             docs = [await job(session, second, job_id) for job_id in ids]
-            async with session.get(f"{second.url}/api/history?limit=100") as response:
+            async with session.get(f"{second.url}/api/jobs?limit=100") as response:
                 listed = (await response.json())["jobs"]
         finally:
             second.stop(signal.SIGTERM)

@@ -57,7 +57,7 @@ async def test_cross_origin_state_changes_are_refused(client, settings):
         assert "cross-origin" in (await response.json())["error"]
     assert sorted(p.name for p in library.iterdir()) == ["kept.json"]
     assert list(settings.input.iterdir()) == []
-    assert (await (await client.get("/api/history")).json())["jobs"] == []
+    assert (await (await client.get("/api/jobs")).json())["jobs"] == []
 
     # The editor's own requests carry the server's own origin.
     response = await client.put("/api/workflows/mine", json=txt2img(), headers={"Origin": own_origin(client)})
@@ -65,7 +65,7 @@ async def test_cross_origin_state_changes_are_refused(client, settings):
 
 
 async def test_cross_site_reads_and_websockets_are_refused(client):
-    assert (await client.get("/api/history", headers={"Sec-Fetch-Site": "cross-site"})).status == 403
+    assert (await client.get("/api/jobs", headers={"Sec-Fetch-Site": "cross-site"})).status == 403
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/ws", headers={"Origin": EVIL})
     assert refused.value.status == 403
@@ -76,24 +76,24 @@ async def test_cross_site_reads_and_websockets_are_refused(client):
 
 async def test_dns_rebinding_is_refused_on_loopback(client):
     # A page on evil.example whose name now resolves to 127.0.0.1 sends its own Host header.
-    response = await client.get("/api/history", headers={"Host": f"evil.example:{client.port}"})
+    response = await client.get("/api/jobs", headers={"Host": f"evil.example:{client.port}"})
     assert response.status == 403
-    assert (await client.get("/api/history", headers={"Host": f"localhost:{client.port}"})).status == 200
+    assert (await client.get("/api/jobs", headers={"Host": f"localhost:{client.port}"})).status == 200
 
 
 async def test_non_loopback_address_needs_a_token(aiohttp_client, settings):
     with pytest.raises(ValueError, match="token"):
         create_app(settings, host="0.0.0.0")
     client = await aiohttp_client(create_app(settings, token="s3cret", host="0.0.0.0"))
-    for path in ("/api/nodes", "/api/history", "/", "/api/openapi.json"):
+    for path in ("/api/nodes", "/api/jobs", "/", "/api/openapi.json"):
         assert (await client.get(path)).status == 401, path
-    assert (await client.get("/api/history", headers={"Authorization": "Bearer wrong"})).status == 401
+    assert (await client.get("/api/jobs", headers={"Authorization": "Bearer wrong"})).status == 401
     assert (await client.post("/api/queue", json={"workflow": txt2img()})).status == 401
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/ws")
     assert refused.value.status == 401
 
-    assert (await client.get("/api/history", headers={"Authorization": "Bearer s3cret"})).status == 200
+    assert (await client.get("/api/jobs", headers={"Authorization": "Bearer s3cret"})).status == 200
     ws = await client.ws_connect("/ws?token=s3cret")
     assert (await ws.receive_json(timeout=5))["type"] == "queue"
     await ws.close()
@@ -102,7 +102,7 @@ async def test_non_loopback_address_needs_a_token(aiohttp_client, settings):
     assert page.status == 200
     cookie = page.cookies["latentgraph_token"]
     assert cookie.value == "s3cret" and cookie["httponly"] and cookie["samesite"] == "Strict"
-    assert (await client.get("/api/history")).status == 200  # the client keeps the cookie
+    assert (await client.get("/api/jobs")).status == 200  # the client keeps the cookie
     # A token does not excuse a cross-origin state change.
     response = await client.post("/api/interrupt", headers={"Authorization": "Bearer s3cret", "Origin": EVIL})
     assert response.status == 403

@@ -31,7 +31,7 @@ async def test_a_subgraph_job_reports_inner_nodes_by_path(client):
     executed = [e["node_id"] for e in events if e["type"] == "executed"]
     assert "5/1/sampler" in executed and "5/2/2" in executed and executed[-1] == "save"
     assert {e["node_id"] for e in events if e["type"] == "progress"} == {"5/1/sampler"}
-    job = await (await client.get(f"/api/history/{job_id}")).json()
+    job = await (await client.get(f"/api/jobs/{job_id}")).json()
     assert job["nodes"]["5/2/1"]["status"] == "executed" and job["images"][0]["node_id"] == "save"
     assert job["workflow"]["subgraphs"].keys() == {"pipeline", "generate", "upscale"}  # kept as queued
 

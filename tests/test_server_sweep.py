@@ -93,7 +93,7 @@ async def test_one_post_queues_a_whole_sweep_its_events_follow_it_and_its_grid_i
     api = await (await client.get("/api/openapi.json")).json()
     assert api["paths"]["/api/sweep"]["post"]["responses"]["400"] and "delete" in api["paths"]["/api/sweeps/{sweep_id}"]
     assert {"Sweep", "SweepState", "SweepJob"} <= set(api["components"]["schemas"])
-    job = await (await client.get(f"/api/history/{job_ids[0]}")).json()
+    job = await (await client.get(f"/api/jobs/{job_ids[0]}")).json()
     assert job["sweep_id"] == sweep_id and job["sweep_job"] == 0 and job["workflow"]["nodes"]["img"]["inputs"][
         "color"] == COLORS[0]
 
@@ -117,8 +117,9 @@ async def test_bad_sweeps_are_refused_naming_axis_and_value_and_nothing_is_queue
                  {"workflow": image_graph(), "sweep": SWEEP, "sweep_id": "../x"},
                  {"workflow": image_graph(), "sweep": SWEEP, "callback_url": "http://example.com/hook"}, ["no"]):
         assert (await client.post("/api/sweep", json=body)).status == 400, body
-    assert (await (await client.get("/api/queue")).json()) == {"running": None, "pending": []}
-    assert (await (await client.get("/api/history")).json())["jobs"] == []
+    queue = await (await client.get("/api/queue")).json()  # with ComfyUI's keys beside ours
+    assert (queue["running"], queue["running_jobs"], queue["pending"], queue["queue_pending"]) == (None, [], [], [])
+    assert (await (await client.get("/api/jobs")).json())["jobs"] == []
     assert (await (await client.get("/api/sweeps")).json())["sweeps"] == []
 
 
@@ -139,7 +140,7 @@ async def test_a_client_id_queued_twice_is_one_job_and_a_sweep_id_one_sweep(clie
     assert one["job_ids"] == two["job_ids"] == ["s1.0", "s1.1"] and two["duplicate"]
     for job_id in one["job_ids"]:
         await wait_job(client, job_id)
-    history = (await (await client.get("/api/history")).json())["jobs"]
+    history = (await (await client.get("/api/jobs")).json())["jobs"]
     assert sorted(j["job_id"] for j in history) == ["render-1", "s1.0", "s1.1"]
 
 
@@ -169,7 +170,7 @@ async def test_webhooks_are_posted_once_to_loopback(aiohttp_client, aiohttp_serv
     assert received[0]["job"]["job_id"] == job_id and received[0]["job"]["status"] == "success"
     assert "workflow" not in received[0]["job"]
     for _ in range(500):  # the outcome is recorded on the job after the POST answered
-        recorded = (await (await client.get(f"/api/history/{job_id}")).json())["callback"]
+        recorded = (await (await client.get(f"/api/jobs/{job_id}")).json())["callback"]
         if recorded:
             break
         await asyncio.sleep(0.02)
@@ -218,7 +219,7 @@ async def test_cancelling_a_sweep_cancels_its_pending_jobs_with_the_reason(aioht
     assert cancelled == {"cancelled": queued["job_ids"]}
     events = await events_until(ws, lambda e: e["type"] == "sweep_finished")
     assert events[-1]["counts"] == {"cancelled": 6} and events[-1]["grid"] is None
-    job = await (await client.get(f"/api/history/{queued['job_ids'][0]}")).json()
+    job = await (await client.get(f"/api/jobs/{queued['job_ids'][0]}")).json()
     assert job["status"] == "cancelled" and "sweep was cancelled" in job["errors"][0]["message"]
     assert (await (await client.post("/api/interrupt")).json()) == {"interrupted": "blocker"}
     assert (await wait_job(client, "blocker"))["status"] == "interrupted"

@@ -108,7 +108,7 @@ async def test_interrupt_mid_sampling(client):
     assert rest[-1]["status"] == "interrupted"
     assert all(e["step"] < 1000 for e in rest if e["type"] == "progress")
 
-    history = await (await client.get(f"/api/history/{job}")).json()
+    history = await (await client.get(f"/api/jobs/{job}")).json()
     assert history["status"] == "interrupted" and history["nodes"]["ckpt"]["status"] == "executed"
     # The server goes on, and what ran before the sampler is still cached.
     events = await job_events(ws, await queue(client, txt2img(steps=2)))

@@ -278,3 +278,25 @@ def test_loaded_models_are_ordinary_tensors(executor):
     ((model, clip, vae),) = executor.loaded_models()
     for module in (model.unet, clip.encoders[0], vae.vae):
         assert not any(p.is_inference() for p in module.parameters())
+
+
+def test_a_missing_checkpoint_lists_those_there(tmp_path):
+    from latentgraph.graph.settings import Settings
+    from latentgraph.graph.validate import validate
+
+    settings = Settings(models=tmp_path, input=tmp_path, output=tmp_path, temp=tmp_path)
+    (tmp_path / "checkpoints" / "mine.safetensors").parent.mkdir()
+    (tmp_path / "checkpoints" / "mine.safetensors").write_bytes(b"")
+    workflow = {"format": "latentgraph", "version": 2, "nodes": {
+        "ckpt": {"type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
+        "vae": {"type": "VAELoader", "inputs": {"vae_name": "absent.safetensors"}},
+        "decode": {"type": "VAEDecode", "inputs": {"samples": {"node": "latent", "output": "LATENT"},
+                                                   "vae": {"node": "vae", "output": "VAE"}}},
+        "decode2": {"type": "VAEDecode", "inputs": {"samples": {"node": "latent", "output": "LATENT"},
+                                                    "vae": {"node": "ckpt", "output": "VAE"}}},
+        "latent": {"type": "EmptyLatentImage", "inputs": {}},
+        "save": {"type": "SaveImage", "inputs": {"images": {"node": "decode", "output": "IMAGE"}}},
+        "save2": {"type": "SaveImage", "inputs": {"images": {"node": "decode2", "output": "IMAGE"}}}}}
+    errors = {e.node_id: e.message for e in validate(workflow, settings)[1]}
+    assert errors["ckpt"].endswith("; available: mine.safetensors, tiny-shapes")
+    assert errors["vae"].endswith("not found in " + str(tmp_path / "vae") + "; there are none")

@@ -8,10 +8,11 @@ import { uiStore } from "./editor/uiState";
 import { openInitialWorkflow, startAutosave } from "./editor/workflowIO";
 import { ContextMenu } from "./panels/ContextMenu";
 import { LibraryPanel } from "./panels/LibraryPanel";
-import { ErrorBanner, Lightbox, Toasts } from "./panels/Notifications";
+import { DialogBox, ErrorBanner, Toasts, Viewer } from "./panels/Notifications";
 import { NodeSearch } from "./panels/NodeSearch";
 import { Palette } from "./panels/Palette";
 import { QueuePanel } from "./panels/QueuePanel";
+import { Breadcrumb, TabBar } from "./panels/TabBar";
 import { Toolbar } from "./panels/Toolbar";
 import { useStore } from "./store";
 import { connectEvents } from "./ws";
@@ -75,8 +76,12 @@ export function App() {
       <div className="main">
         {paletteOpen && <Palette />}
         <div className="canvas-area">
-          <Canvas onReady={onCanvasReady} />
-          <ErrorBanner />
+          <TabBar />
+          <div className="canvas-holder">
+            <Canvas onReady={onCanvasReady} />
+            <Breadcrumb />
+            <ErrorBanner />
+          </div>
           <NodeSearch />
         </div>
         {panel === "queue" && <QueuePanel />}
@@ -84,7 +89,8 @@ export function App() {
       </div>
       <ContextMenu />
       <Toasts />
-      <Lightbox />
+      <Viewer />
+      <DialogBox />
     </div>
   );
 }

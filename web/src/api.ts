@@ -1,5 +1,5 @@
 // HTTP client for the latentgraph server API (docs/protocol.md).
-import type { Catalog, GraphError, Job, QueueState, Workflow } from "./types";
+import type { Catalog, CheckpointDetails, GraphError, Job, QueueState, SubgraphDef, Workflow } from "./types";
 
 const TOKEN_KEY = "latentgraph.token";
 
@@ -89,7 +89,7 @@ const enc = encodeURIComponent;
 
 export const api = {
   nodes: () => request<Catalog>("GET", "/api/nodes"),
-  checkpoints: () => request<{ checkpoints: string[] }>("GET", "/api/checkpoints"),
+  checkpoints: () => request<{ checkpoints: string[]; details?: Record<string, CheckpointDetails> }>("GET", "/api/checkpoints"),
   inputs: () => request<{ images: string[] }>("GET", "/api/inputs"),
   inputImageUrl: (name: string) => mediaUrl(`/api/inputs/${enc(name)}`),
 
@@ -101,7 +101,8 @@ export const api = {
   cancel: (jobId: string) => request<unknown>("DELETE", `/api/queue/${enc(jobId)}`),
   clearQueue: () => request<unknown>("DELETE", "/api/queue"),
   interrupt: () => request<unknown>("POST", "/api/interrupt"),
-  history: (limit = 20) => request<{ jobs: Job[] }>("GET", `/api/history?limit=${limit}`),
+  history: (limit = 20) => request<{ jobs: Job[] }>("GET", `/api/jobs?limit=${limit}`),
+  historyJob: (jobId: string) => request<Job>("GET", `/api/jobs/${enc(jobId)}`),
 
   upload: (file: Blob, filename: string) => {
     const form = new FormData();
@@ -118,4 +119,10 @@ export const api = {
   getWorkflow: (name: string) => request<Workflow | { workflow: Workflow }>("GET", `/api/workflows/${enc(name)}`),
   saveWorkflow: (name: string, workflow: Workflow) => request<unknown>("PUT", `/api/workflows/${enc(name)}`, workflow),
   deleteWorkflow: (name: string) => request<unknown>("DELETE", `/api/workflows/${enc(name)}`),
+
+  listComponents: () => request<{ components: { name: string; modified?: number | string }[] }>("GET", "/api/components"),
+  getComponent: (name: string) => request<{ name: string; definition: SubgraphDef }>("GET", `/api/components/${enc(name)}`),
+  saveComponent: (name: string, definition: SubgraphDef) =>
+    request<{ name: string }>("PUT", `/api/components/${enc(name)}`, { definition }),
+  deleteComponent: (name: string) => request<unknown>("DELETE", `/api/components/${enc(name)}`),
 };

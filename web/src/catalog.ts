@@ -2,7 +2,7 @@
 // widgets, the colour of each type, the dynamic choice lists (checkpoints, input images), search.
 import { api } from "./api";
 import { createStore } from "./store";
-import type { Catalog, InputDecl, NodeDecl } from "./types";
+import type { Catalog, CheckpointDetails, InputDecl, NodeDecl } from "./types";
 
 const DEFAULT_VALUE_TYPES = ["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"];
 
@@ -10,10 +10,12 @@ interface CatalogState {
   catalog: Catalog | null;
   /** Lists named by `choices_from` ("checkpoints", "input_images"), refreshed from the server. */
   dynamicChoices: Record<string, string[]>;
+  /** Native resolution and family of checkpoints, where the server knows them. */
+  checkpointDetails: Record<string, CheckpointDetails>;
   loadError: string | null;
 }
 
-export const catalogStore = createStore<CatalogState>({ catalog: null, dynamicChoices: {}, loadError: null });
+export const catalogStore = createStore<CatalogState>({ catalog: null, dynamicChoices: {}, checkpointDetails: {}, loadError: null });
 
 export async function loadCatalog(): Promise<Catalog> {
   const catalog = await api.nodes();
@@ -26,9 +28,13 @@ export async function loadCatalog(): Promise<Catalog> {
 export async function refreshChoices(): Promise<void> {
   const [checkpoints, inputs] = await Promise.allSettled([api.checkpoints(), api.inputs()]);
   const dynamicChoices = { ...catalogStore.get().dynamicChoices };
-  if (checkpoints.status === "fulfilled") dynamicChoices.checkpoints = checkpoints.value.checkpoints;
+  let checkpointDetails = catalogStore.get().checkpointDetails;
+  if (checkpoints.status === "fulfilled") {
+    dynamicChoices.checkpoints = checkpoints.value.checkpoints;
+    checkpointDetails = checkpoints.value.details ?? {};
+  }
   if (inputs.status === "fulfilled") dynamicChoices.input_images = inputs.value.images;
-  catalogStore.set({ dynamicChoices });
+  catalogStore.set({ dynamicChoices, checkpointDetails });
 }
 
 export function isValueType(catalog: Catalog, type: string): boolean {
@@ -41,10 +47,15 @@ export function isSocketInput(catalog: Catalog, input: InputDecl): boolean {
 }
 
 /** Value types that some node outputs: widgets of these types also get a socket. */
+const linkableCache = new WeakMap<Catalog, Set<string>>();
 export function linkableValueTypes(catalog: Catalog): Set<string> {
-  const types = new Set<string>();
-  for (const node of Object.values(catalog.nodes)) {
-    for (const output of node.outputs) if (isValueType(catalog, output.type)) types.add(output.type);
+  let types = linkableCache.get(catalog);
+  if (!types) {
+    types = new Set<string>();
+    for (const node of Object.values(catalog.nodes)) {
+      for (const output of node.outputs) if (isValueType(catalog, output.type)) types.add(output.type);
+    }
+    linkableCache.set(catalog, types);
   }
   return types;
 }
@@ -140,25 +151,4 @@ export function matchesFilter(decl: NodeDecl, filter?: SearchFilter): boolean {
   if (filter?.inputType && !decl.inputs.some((i) => i.type === filter.inputType)) return false;
   if (filter?.outputType && !decl.outputs.some((o) => o.type === filter.outputType)) return false;
   return true;
-}
-
-/** Nodes matching a query by display name, name or category; best matches first. */
-export function searchNodes(catalog: Catalog, query: string, filter?: SearchFilter): NodeDecl[] {
-  const q = query.trim().toLowerCase();
-  const words = q.split(/\s+/).filter(Boolean);
-  const scored: { decl: NodeDecl; score: number }[] = [];
-  for (const decl of Object.values(catalog.nodes)) {
-    if (!matchesFilter(decl, filter)) continue;
-    const name = displayName(decl).toLowerCase();
-    const id = decl.name.toLowerCase();
-    const haystack = `${name} ${id} ${(decl.category ?? "").toLowerCase()}`;
-    if (!words.every((w) => haystack.includes(w))) continue;
-    let score = 3;
-    if (q && (name === q || id === q)) score = 0;
-    else if (q && (name.startsWith(q) || id.startsWith(q))) score = 1;
-    else if (q && (name.includes(q) || id.includes(q))) score = 2;
-    scored.push({ decl, score });
-  }
-  scored.sort((a, b) => a.score - b.score || displayName(a.decl).localeCompare(displayName(b.decl)));
-  return scored.map((s) => s.decl);
 }

@@ -1,6 +1,11 @@
-// Conversion between our workflow format (docs/protocol.md) and React Flow's nodes and edges,
-// plus the checks that need only the catalog (no server round trip).
-import type { Edge, Node, Viewport as FlowViewport } from "@xyflow/react";
+// The graph on the canvas as React Flow nodes and edges: what each kind of node holds, its sockets
+// (from the catalog, a subgraph definition, or the wire through a reroute), and the checks that need
+// only the catalog (no server round trip). workflowJson.ts converts it to and from our JSON.
+//
+// One "level" is the graph on the canvas: the workflow itself, or a subgraph definition being
+// edited. Besides the engine's nodes a level has editor-only nodes: reroute points, group frames
+// and, inside a subgraph, its input and output panels.
+import type { Edge, Node } from "@xyflow/react";
 import { choicesFor, defaultValue, isSocketInput, typeColor } from "./catalog";
 import type {
   Catalog,
@@ -11,36 +16,78 @@ import type {
   LinkRef,
   NodeDecl,
   NodeMode,
-  Workflow,
-  WorkflowNode,
+  SubgraphDef,
+  SubgraphInputRef,
+  SubgraphIo,
 } from "./types";
 
 export interface GraphNodeData extends Record<string, unknown> {
-  /** The node type (catalog key). */
+  /** The node type (catalog key, or "Subgraph"). */
   type: string;
   title?: string;
   mode: NodeMode;
   /** Widget values; kept while a value input is linked so unlinking restores them. */
   values: Record<string, Constant>;
   control: Record<string, ControlAfterGenerate>;
-  /** Inputs the catalog does not declare, kept so that saving does not lose them. */
+  /** Inputs the declaration does not have, kept so that saving does not lose them. */
   extraInputs?: Record<string, InputValue>;
   /** Other per-node `ui` keys, kept as they were. */
   extraUi?: Record<string, unknown>;
   size?: [number, number];
+  /** Header and body colour chosen by the user. */
+  color?: string;
+  collapsed?: boolean;
+  /** A pinned node cannot be moved or resized. */
+  pinned?: boolean;
+  /** For a node of type "Subgraph": the id of its definition, and the declaration made from it. */
+  subgraph?: string;
+  subgraphDecl?: NodeDecl;
   /** For a type missing from the catalog: the sockets we can infer from the workflow. */
   missingDecl?: NodeDecl;
 }
 
+export interface RerouteData extends Record<string, unknown> {
+  /** The type of the wire passing through (of what feeds it), "*" while nothing does. */
+  wireType: string;
+}
+
+export interface FrameData extends Record<string, unknown> {
+  title: string;
+  color: string;
+}
+
+/** Inside a subgraph: the panel of its inputs (side "in", they are outputs on the canvas) or outputs. */
+export interface IoData extends Record<string, unknown> {
+  side: "in" | "out";
+  items: SubgraphIo[];
+}
+
 export type GraphNode = Node<GraphNodeData, "graph">;
+export type RerouteNode = Node<RerouteData, "reroute">;
+export type FrameNode = Node<FrameData, "frame">;
+export type IoNode = Node<IoData, "sgio">;
+export type EditorNode = GraphNode | RerouteNode | FrameNode | IoNode;
 export type GraphEdge = Edge<{ type: string }>;
 
 export interface Graph {
-  nodes: GraphNode[];
+  nodes: EditorNode[];
   edges: GraphEdge[];
 }
 
 export const NODE_TYPE = "graph";
+export const SUBGRAPH_TYPE = "Subgraph";
+/** Ids of a subgraph's input and output panels, and the socket that adds an input or output. */
+export const IO_IN = "__in";
+export const IO_OUT = "__out";
+export const ADD_SOCKET = "__add";
+export const REROUTE_IN = "in";
+export const REROUTE_OUT = "out";
+export const FRAME_COLORS = ["#4a5d7a", "#5d4a7a", "#4a7a5d", "#7a6a4a", "#7a4a4a", "#4a6f7a", "#6b6b6b"];
+
+export const isGraphNode = (n: Node): n is GraphNode => n.type === NODE_TYPE;
+export const isReroute = (n: Node): n is RerouteNode => n.type === "reroute";
+export const isFrame = (n: Node): n is FrameNode => n.type === "frame";
+export const isIoNode = (n: Node): n is IoNode => n.type === "sgio";
 
 export function isLink(value: unknown): value is LinkRef {
   return (
@@ -49,6 +96,10 @@ export function isLink(value: unknown): value is LinkRef {
     typeof (value as LinkRef).node === "string" &&
     typeof (value as LinkRef).output === "string"
   );
+}
+
+export function isSubgraphInput(value: unknown): value is SubgraphInputRef {
+  return typeof value === "object" && value !== null && typeof (value as SubgraphInputRef).subgraph_input === "string";
 }
 
 export function edgeId(target: string, targetHandle: string): string {
@@ -67,9 +118,34 @@ export function makeEdge(source: string, output: string, target: string, input: 
   };
 }
 
-/** The declaration of a node: from the catalog, or inferred for an unknown type. */
+/** The declaration of a graph node: its subgraph's, the catalog's, or inferred for an unknown type. */
 export function declOf(catalog: Catalog | null, data: GraphNodeData): NodeDecl | undefined {
-  return catalog?.nodes[data.type] ?? data.missingDecl;
+  return data.subgraphDecl ?? catalog?.nodes[data.type] ?? data.missingDecl;
+}
+
+export const ANY = "*";
+
+/** Sockets of any node on the canvas (a reroute passes its wire's type; panels list the subgraph's). */
+export function nodeDecl(catalog: Catalog | null, node: EditorNode | undefined): NodeDecl | undefined {
+  if (!node) return undefined;
+  switch (node.type) {
+    case "graph":
+      return declOf(catalog, node.data);
+    case "reroute":
+      return {
+        name: "Reroute",
+        inputs: [{ name: REROUTE_IN, type: node.data.wireType }],
+        outputs: [{ name: REROUTE_OUT, type: node.data.wireType }],
+      };
+    case "sgio": {
+      const items = [...node.data.items.map((i) => ({ name: i.name, type: i.type })), { name: ADD_SOCKET, type: ANY }];
+      return node.data.side === "in"
+        ? { name: "Subgraph inputs", inputs: [], outputs: items }
+        : { name: "Subgraph outputs", inputs: items, outputs: [] };
+    }
+    default:
+      return undefined;
+  }
 }
 
 export function nextNodeId(nodes: { id: string }[], reserved: Iterable<string> = []): string {
@@ -79,6 +155,14 @@ export function nextNodeId(nodes: { id: string }[], reserved: Iterable<string> =
     if (Number.isInteger(n) && n > max) max = n;
   }
   return String(max + 1);
+}
+
+/** A fresh editor-only id ("r3", "g2") that no node of the level uses. */
+export function nextLocalId(prefix: string, nodes: { id: string }[]): string {
+  const taken = new Set(nodes.map((n) => n.id));
+  let i = 1;
+  while (taken.has(`${prefix}${i}`)) i++;
+  return `${prefix}${i}`;
 }
 
 export function newNodeData(decl: NodeDecl, catalog: Catalog, dynamicChoices: Record<string, string[]>): GraphNodeData {
@@ -117,261 +201,64 @@ export function checkValue(input: InputDecl, value: unknown, dynamicChoices: Rec
   }
 }
 
-export interface LoadedGraph extends Graph {
-  viewport?: FlowViewport;
-  /** What did not fit the catalog (unknown types, inputs, outputs), for the user to see. */
-  problems: string[];
-}
-
-/** Build React Flow nodes and edges from a workflow, checking it against the catalog. */
-export function workflowToGraph(
-  workflow: Workflow,
-  catalog: Catalog,
-  dynamicChoices: Record<string, string[]>,
-): LoadedGraph {
-  const problems: string[] = [];
-  const entries = Object.entries(workflow.nodes ?? {});
-  const inferred = inferMissingDecls(workflow, catalog);
-  const nodes: GraphNode[] = [];
-  const edges: GraphEdge[] = [];
-
-  for (const [id, wn] of entries) {
-    const decl = catalog.nodes[wn.type] ?? inferred[id];
-    if (!catalog.nodes[wn.type]) problems.push(`node ${id}: unknown node type '${wn.type}'`);
-    const known = !!catalog.nodes[wn.type];
-    const values: Record<string, Constant> = {};
-    const extraInputs: Record<string, InputValue> = {};
-    const given = wn.inputs ?? {};
-
-    for (const input of decl.inputs) {
-      const value = given[input.name];
-      const socket = known ? isSocketInput(catalog, input) : isLink(value);
-      if (!socket) {
-        values[input.name] = value === undefined || isLink(value) ? defaultValue(input, dynamicChoices) : value;
-      }
-    }
-    for (const [name, value] of Object.entries(given)) {
-      if (!decl.inputs.some((i) => i.name === name)) {
-        extraInputs[name] = value;
-        problems.push(`node ${id} (${wn.type}): unknown input '${name}'`);
-      }
-    }
-
-    const ui = { ...(wn.ui ?? {}) };
-    const position = ui.position;
-    const size = ui.size;
-    const control: Record<string, ControlAfterGenerate> = {};
-    for (const input of decl.inputs) {
-      if (!input.control_after_generate) continue;
-      control[input.name] = ui.control_after_generate?.[input.name] ?? "fixed";
-    }
-    delete ui.position;
-    delete ui.size;
-    delete ui.control_after_generate;
-
-    const data: GraphNodeData = { type: wn.type, mode: wn.mode ?? "active", values, control };
-    if (wn.title) data.title = wn.title;
-    if (Object.keys(extraInputs).length) data.extraInputs = extraInputs;
-    if (Object.keys(ui).length) data.extraUi = ui;
-    if (Array.isArray(size)) data.size = [size[0], size[1]];
-    if (!known) data.missingDecl = decl;
-    nodes.push({
-      id,
-      type: NODE_TYPE,
-      position: Array.isArray(position) ? { x: position[0], y: position[1] } : { x: NaN, y: NaN },
-      data,
-    });
-  }
-
-  // Links, after all nodes exist.
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  for (const [id, wn] of entries) {
-    for (const [name, value] of Object.entries(wn.inputs ?? {})) {
-      if (!isLink(value)) continue;
-      const source = byId.get(value.node);
-      if (!source) {
-        problems.push(`node ${id}: input '${name}' links to missing node ${value.node}`);
-        continue;
-      }
-      const sourceDecl = declOf(catalog, source.data);
-      const output = sourceDecl?.outputs.find((o) => o.name === value.output);
-      if (!output) {
-        problems.push(`node ${id}: input '${name}' links to missing output '${value.output}' of node ${value.node}`);
-        continue;
-      }
-      const targetDecl = declOf(catalog, byId.get(id)!.data);
-      const input = targetDecl?.inputs.find((i) => i.name === name);
-      if (!input) continue; // kept in extraInputs
-      if (input.type !== output.type && input.type !== "*" && output.type !== "*") {
-        problems.push(`node ${id}: input '${name}' (${input.type}) is linked to a ${output.type} output`);
-      }
-      edges.push(makeEdge(value.node, value.output, id, name, output.type));
+/** Inputs of a subgraph definition as the outer node's declaration: a value input takes its widget
+ * (range, choices) from the first inner input it feeds. */
+export function subgraphDecl(id: string, def: SubgraphDef, catalog: Catalog, defs: Record<string, SubgraphDef> = {}): NodeDecl {
+  const fed = new Map<string, InputDecl>();
+  for (const node of Object.values(def.nodes ?? {})) {
+    const decl = node.type === SUBGRAPH_TYPE ? undefined : catalog.nodes[node.type];
+    for (const [name, value] of Object.entries(node.inputs ?? {})) {
+      if (!isSubgraphInput(value) || fed.has(value.subgraph_input)) continue;
+      const inner =
+        decl?.inputs.find((i) => i.name === name) ??
+        (node.subgraph && defs[node.subgraph] && node.subgraph !== id
+          ? subgraphDecl(node.subgraph, defs[node.subgraph], catalog, {}).inputs.find((i) => i.name === name)
+          : undefined);
+      if (inner) fed.set(value.subgraph_input, inner);
     }
   }
-
-  layoutUnplaced(nodes, edges, catalog);
-  const vp = workflow.ui?.viewport;
-  const viewport =
-    vp && [vp.x, vp.y, vp.zoom].every((v) => typeof v === "number" && Number.isFinite(v)) ? { ...vp } : undefined;
-  return { nodes, edges, viewport, problems };
-}
-
-function constantType(value: unknown): string {
-  if (typeof value === "number") return Number.isInteger(value) ? "INT" : "FLOAT";
-  return typeof value === "boolean" ? "BOOLEAN" : "STRING";
-}
-
-/** For node types missing from the catalog, infer sockets from the workflow so links survive. */
-function inferMissingDecls(workflow: Workflow, catalog: Catalog): Record<string, NodeDecl> {
-  const result: Record<string, NodeDecl> = {};
-  const nodes = workflow.nodes ?? {};
-  for (const [id, wn] of Object.entries(nodes)) {
-    if (catalog.nodes[wn.type]) continue;
-    const inputs: InputDecl[] = Object.entries(wn.inputs ?? {}).map(([name, value]) => {
-      if (!isLink(value)) return { name, type: constantType(value) };
-      const source = nodes[value.node];
-      const sourceOut = source && catalog.nodes[source.type]?.outputs.find((o) => o.name === value.output);
-      return { name, type: sourceOut?.type ?? "*" };
-    });
-    const outputs = new Map<string, string>();
-    for (const other of Object.values(nodes)) {
-      for (const [name, value] of Object.entries(other.inputs ?? {})) {
-        if (!isLink(value) || value.node !== id) continue;
-        const target = catalog.nodes[other.type]?.inputs.find((i) => i.name === name);
-        outputs.set(value.output, target?.type ?? "*");
-      }
-    }
-    result[id] = {
-      name: wn.type,
-      display_name: wn.type,
-      category: "missing",
-      inputs,
-      outputs: [...outputs].map(([name, type]) => ({ name, type })),
-    };
-  }
-  return result;
-}
-
-/** Give nodes without a saved position a place: columns by depth in the graph. */
-function layoutUnplaced(nodes: GraphNode[], edges: GraphEdge[], catalog: Catalog): void {
-  const unplaced = nodes.filter((n) => !Number.isFinite(n.position.x) || !Number.isFinite(n.position.y));
-  if (!unplaced.length) return;
-  const incoming = new Map<string, string[]>();
-  for (const e of edges) incoming.set(e.target, [...(incoming.get(e.target) ?? []), e.source]);
-  const depth = new Map<string, number>();
-  const visiting = new Set<string>();
-  const depthOf = (id: string): number => {
-    const known = depth.get(id);
-    if (known !== undefined) return known;
-    if (visiting.has(id)) return 0; // a cycle: validation will report it
-    visiting.add(id);
-    const d = Math.max(-1, ...(incoming.get(id) ?? []).map(depthOf)) + 1;
-    visiting.delete(id);
-    depth.set(id, d);
-    return d;
+  const inputs: InputDecl[] = (def.inputs ?? []).map((io) => {
+    const inner = fed.get(io.name);
+    const base: InputDecl = inner && inner.type === io.type ? { ...inner } : { name: io.name, type: io.type };
+    base.name = io.name;
+    base.required = io.default === undefined;
+    if (io.default !== undefined) base.default = io.default;
+    delete base.tooltip;
+    return base;
+  });
+  return {
+    name: SUBGRAPH_TYPE,
+    display_name: def.name || id,
+    category: "subgraph",
+    description: def.description,
+    inputs,
+    outputs: (def.outputs ?? []).map((o) => ({ name: o.name, type: o.type })),
   };
-  const placed = nodes.filter((n) => !unplaced.includes(n));
-  const left = placed.length ? Math.max(...placed.map((n) => n.position.x)) + 380 : 40;
-  const columnY = new Map<number, number>();
-  for (const node of unplaced) {
-    const d = depthOf(node.id);
-    const y = columnY.get(d) ?? 40;
-    node.position = { x: left + d * 400, y };
-    columnY.set(d, y + estimateHeight(node, catalog) + 40);
-  }
 }
 
-function estimateHeight(node: GraphNode, catalog: Catalog): number {
-  const decl = declOf(catalog, node.data);
-  if (!decl) return 100;
-  const multiline = decl.inputs.filter((i) => i.multiline).length;
-  return 40 + 24 * (decl.inputs.length + decl.outputs.length) + 80 * multiline;
+export function ioNode(side: "in" | "out", items: SubgraphIo[], at?: [number, number]): IoNode {
+  return {
+    id: side === "in" ? IO_IN : IO_OUT,
+    type: "sgio",
+    position: Array.isArray(at) ? { x: at[0], y: at[1] } : { x: NaN, y: NaN },
+    data: { side, items: items.map((i) => ({ ...i })) },
+    deletable: false,
+  };
 }
 
-/** Serialise React Flow state to our workflow format. */
-export function graphToWorkflow(
-  nodes: GraphNode[],
-  edges: GraphEdge[],
-  catalog: Catalog | null,
-  viewport?: FlowViewport,
-): Workflow {
-  const linkFor = new Map<string, LinkRef>();
-  for (const e of edges) {
-    if (e.sourceHandle && e.targetHandle) {
-      linkFor.set(edgeId(e.target, e.targetHandle), { node: e.source, output: e.sourceHandle });
-    }
-  }
-  const out: Record<string, WorkflowNode> = {};
-  for (const node of nodes) {
-    const data = node.data;
-    const decl = declOf(catalog, data);
-    const inputs: Record<string, InputValue> = {};
-    const names = decl ? decl.inputs.map((i) => i.name) : Object.keys(data.values);
-    for (const name of names) {
-      const link = linkFor.get(edgeId(node.id, name));
-      if (link) inputs[name] = link;
-      else if (name in data.values) inputs[name] = data.values[name];
-    }
-    for (const [name, value] of Object.entries(data.extraInputs ?? {})) {
-      if (!(name in inputs)) inputs[name] = value;
-    }
-    const wn: WorkflowNode = {
-      type: data.type,
-      ...(data.title ? { title: data.title } : {}),
-      ...(data.mode && data.mode !== "active" ? { mode: data.mode } : {}),
-      inputs,
-    };
-    const ui: WorkflowNode["ui"] = { ...(data.extraUi ?? {}) };
-    ui.position = [Math.round(node.position.x), Math.round(node.position.y)];
-    if (data.size) ui.size = [Math.round(data.size[0]), Math.round(data.size[1])];
-    if (Object.keys(data.control).length) ui.control_after_generate = { ...data.control };
-    wn.ui = ui;
-    out[node.id] = wn;
-  }
-  const workflow: Workflow = { format: "latentgraph", version: 2, nodes: out };
-  if (viewport) {
-    workflow.ui = { viewport: { x: round2(viewport.x), y: round2(viewport.y), zoom: round4(viewport.zoom) } };
-  }
-  return workflow;
+export function frameNode(id: string, position: { x: number; y: number }, size: [number, number], title: string, color?: string): FrameNode {
+  return {
+    id,
+    type: "frame",
+    position,
+    width: size[0],
+    height: size[1],
+    zIndex: -1,
+    dragHandle: ".lg-frame-title",
+    data: { title, color: color ?? FRAME_COLORS[0] },
+  };
 }
 
-const round2 = (v: number) => Math.round(v * 100) / 100;
-const round4 = (v: number) => Math.round(v * 10000) / 10000;
-
-/** Accept a parsed JSON document as a workflow in our format (version 2), or return null. */
-export function asOurWorkflow(doc: unknown): Workflow | null {
-  if (!doc || typeof doc !== "object") return null;
-  const wf = doc as Workflow;
-  if (wf.format !== "latentgraph" || wf.version !== 2 || !wf.nodes || typeof wf.nodes !== "object") return null;
-  return wf;
-}
-
-/**
- * Copy of a workflow fragment with fresh node ids (for paste). Links to nodes outside the
- * fragment are kept when `keepOutsideLinks` (and the node still exists), dropped otherwise.
- */
-export function renumberFragment(
-  fragment: Workflow,
-  existingIds: string[],
-  keepOutsideLinks: boolean,
-): { workflow: Workflow; idMap: Map<string, string> } {
-  const idMap = new Map<string, string>();
-  const taken: string[] = [...existingIds];
-  for (const id of Object.keys(fragment.nodes)) {
-    const fresh = nextNodeId([], taken);
-    idMap.set(id, fresh);
-    taken.push(fresh);
-  }
-  const existing = new Set(existingIds);
-  const nodes: Record<string, WorkflowNode> = {};
-  for (const [id, wn] of Object.entries(fragment.nodes)) {
-    const inputs: Record<string, InputValue> = {};
-    for (const [name, value] of Object.entries(wn.inputs ?? {})) {
-      if (!isLink(value)) inputs[name] = value;
-      else if (idMap.has(value.node)) inputs[name] = { node: idMap.get(value.node)!, output: value.output };
-      else if (keepOutsideLinks && existing.has(value.node)) inputs[name] = value;
-    }
-    nodes[idMap.get(id)!] = { ...wn, inputs, ui: wn.ui ? structuredClone(wn.ui) : undefined };
-  }
-  return { workflow: { format: "latentgraph", version: 2, nodes }, idMap };
+export function frameSize(frame: FrameNode): [number, number] {
+  return [frame.width ?? frame.measured?.width ?? 400, frame.height ?? frame.measured?.height ?? 300];
 }

@@ -3,8 +3,11 @@ import { createRoot } from "react-dom/client";
 import "@xyflow/react/dist/style.css";
 import "./styles.css";
 import { App } from "./App";
+import { catalogStore } from "./catalog";
+import { getFlowInstance } from "./editor/flow";
 import { graphStore } from "./editor/graphStore";
-import { runStore } from "./editor/runState";
+import { flushEvents, runStore as run } from "./editor/runState";
+import { tabsStore } from "./editor/tabs";
 import { currentWorkflow, openWorkflow } from "./editor/workflowIO";
 
 // A small scripting hook (browser console, end-to-end tests): read or replace the open workflow.
@@ -12,7 +15,11 @@ import { currentWorkflow, openWorkflow } from "./editor/workflowIO";
   getWorkflow: currentWorkflow,
   openWorkflow,
   graph: graphStore,
-  run: runStore,
+  run,
+  tabs: tabsStore,
+  flushEvents,
+  catalog: () => catalogStore.get().catalog,
+  flow: getFlowInstance,
 };
 
 createRoot(document.getElementById("root")!).render(

@@ -7,7 +7,11 @@ export interface LinkRef {
 }
 
 export type Constant = number | string | boolean;
-export type InputValue = Constant | LinkRef;
+/** Inside a subgraph definition: the outer Subgraph node's input of this name. */
+export interface SubgraphInputRef {
+  subgraph_input: string;
+}
+export type InputValue = Constant | LinkRef | SubgraphInputRef;
 
 export type NodeMode = "active" | "muted" | "bypassed";
 
@@ -22,6 +26,8 @@ export interface WorkflowNodeUi {
 
 export interface WorkflowNode {
   type: string;
+  /** For a node of type "Subgraph": the id of its definition in the workflow's `subgraphs`. */
+  subgraph?: string;
   title?: string;
   mode?: NodeMode;
   inputs: Record<string, InputValue>;
@@ -34,11 +40,42 @@ export interface Viewport {
   zoom: number;
 }
 
+/** Editor-only layout of a graph (the workflow's or a subgraph definition's); the engine ignores it. */
+export interface GraphUi {
+  viewport?: Viewport;
+  /** Titled coloured frames; `bounding` is [x, y, width, height]. */
+  groups?: { title: string; color?: string; bounding: [number, number, number, number] }[];
+  /** Reroute points by id; `from` is what feeds them (a node output, another reroute, a subgraph input). */
+  reroutes?: Record<string, { position: [number, number]; from?: LinkRef | { reroute: string } | SubgraphInputRef }>;
+  [key: string]: unknown;
+}
+
+export interface SubgraphIo {
+  name: string;
+  type: string;
+  default?: Constant;
+  /** A display name; `name` stays the key. */
+  label?: string;
+}
+
+/** A subgraph definition (docs/protocol.md, "Subgraphs"). */
+export interface SubgraphDef {
+  name: string;
+  description?: string;
+  inputs: SubgraphIo[];
+  outputs: (SubgraphIo & { from?: LinkRef | SubgraphInputRef })[];
+  nodes: Record<string, WorkflowNode>;
+  ui?: GraphUi & { io?: { in?: [number, number]; out?: [number, number] } };
+  /** Only in a saved component: the definitions it uses (in a workflow they are all top-level). */
+  subgraphs?: Record<string, SubgraphDef>;
+}
+
 export interface Workflow {
   format: "latentgraph";
-  version: 2;
+  version: 2 | 3;
   nodes: Record<string, WorkflowNode>;
-  ui?: { viewport?: Viewport; [key: string]: unknown };
+  subgraphs?: Record<string, SubgraphDef>;
+  ui?: GraphUi;
 }
 
 export interface InputDecl {
@@ -73,6 +110,12 @@ export interface NodeDecl {
   output_node?: boolean;
   inputs: InputDecl[];
   outputs: OutputDecl[];
+}
+
+/** What the server can tell of a checkpoint without loading it (GET /api/checkpoints "details"). */
+export interface CheckpointDetails {
+  family?: string;
+  resolution?: [number, number];
 }
 
 export interface Catalog {

@@ -3,83 +3,97 @@ import {
   Background,
   BackgroundVariant,
   ConnectionMode,
+  ControlButton,
   Controls,
   getBezierPath,
   MiniMap,
   ReactFlow,
   SelectionMode,
+  useStore as useFlowStore,
+  useStoreApi,
   type ConnectionLineComponentProps,
-  type FinalConnectionState,
-  type OnConnectEnd,
 } from "@xyflow/react";
-import { useCallback, useRef, type DragEvent, type MouseEvent as ReactMouseEvent } from "react";
-import { catalogStore, typeColor } from "../catalog";
-import { declOf, type GraphEdge, type GraphNode } from "../graphModel";
-import { GraphNode as GraphNodeView } from "../nodes/GraphNode";
-import { NODE_DRAG_MIME } from "../panels/Palette";
+import { useCallback, useEffect, useRef, type DragEvent, type MouseEvent as ReactMouseEvent, type RefObject } from "react";
+import { typeColor } from "../catalog";
+import { type EditorNode, type GraphEdge, isGraphNode } from "../graphModel";
+import { FrameNode } from "../nodes/FrameNode";
+import { FAR_ZOOM, GraphNode as GraphNodeView, TINY_ZOOM } from "../nodes/GraphNode";
+import { IoNode } from "../nodes/IoNode";
+import { RerouteNode } from "../nodes/RerouteNode";
+import { COMPONENT_DRAG_MIME, NODE_DRAG_MIME } from "../panels/Palette";
 import { useStore } from "../store";
-import {
-  addNode,
-  commit,
-  connect,
-  graphStore,
-  isValidConnection,
-  onEdgesChange,
-  onNodesChange,
-  removeEdge,
-  setViewport,
-} from "./graphStore";
 import { flowPosition, pointer, setFlowInstance } from "./flow";
+import { addNode, connect, graphStore, isValidConnection, onEdgesChange, onNodesChange, setViewport, startDrag } from "./graphStore";
 import { runStore } from "./runState";
-import { openContextMenu, openSearch } from "./uiState";
+import { insertComponent } from "./subgraphs";
+import { MINIMAP_AUTO_LIMIT, openContextMenu, openSearch, toggleMinimap, uiStore, zoomStore } from "./uiState";
+import { addRerouteOnWire, endNewWire, pickUpWire, socketType } from "./wires";
 import { openFile } from "./workflowIO";
 
-const nodeTypes = { graph: GraphNodeView };
-
-function handleType(nodeId: string, handleId: string | null, kind: "source" | "target"): string | undefined {
-  const node = graphStore.get().nodes.find((n) => n.id === nodeId);
-  const decl = node && declOf(catalogStore.get().catalog, node.data);
-  if (!decl || !handleId) return undefined;
-  return kind === "source"
-    ? decl.outputs.find((o) => o.name === handleId)?.type
-    : decl.inputs.find((i) => i.name === handleId)?.type;
-}
+const nodeTypes = { graph: GraphNodeView, reroute: RerouteNode, frame: FrameNode, sgio: IoNode };
 
 /** The wire being dragged, coloured by its type; red while over an incompatible socket. */
-function ConnectionLine({ fromX, fromY, toX, toY, fromPosition, toPosition, fromHandle, connectionStatus }: ConnectionLineComponentProps<GraphNode>) {
-  const type = handleType(fromHandle.nodeId, fromHandle.id ?? null, fromHandle.type);
+function ConnectionLine({ fromX, fromY, toX, toY, fromPosition, toPosition, fromHandle, connectionStatus }: ConnectionLineComponentProps<EditorNode>) {
+  const type = socketType(fromHandle.nodeId, fromHandle.id ?? null, fromHandle.type);
   const [path] = getBezierPath({ sourceX: fromX, sourceY: fromY, sourcePosition: fromPosition, targetX: toX, targetY: toY, targetPosition: toPosition });
-  const stroke = connectionStatus === "invalid" ? "#ff4d4d" : type ? typeColor(type) : "#ccc";
+  const stroke = connectionStatus === "invalid" ? "#ff4d4d" : type && type !== "*" ? typeColor(type) : "#ccc";
   return <path d={path} fill="none" stroke={stroke} strokeWidth={2.5} className="connection-line" />;
 }
 
-function miniMapColor(node: GraphNode): string {
+function miniMapColor(node: EditorNode): string {
+  if (!isGraphNode(node)) return node.type === "frame" ? "transparent" : "#6b7080";
   const run = runStore.get();
   if (run.errors[node.id]) return "#c0392b";
   if (run.executing === node.id) return "#3fb950";
-  return node.data.mode === "active" ? "#4a4f5a" : "#2a2d33";
+  return node.data.color ?? (node.data.mode === "active" ? "#4a4f5a" : "#2a2d33");
+}
+
+/**
+ * Marks the canvas with how far it is zoomed out (data-zoom "far" below FAR_ZOOM, "tiny" below
+ * TINY_ZOOM), so that CSS can leave out what is too small to see: the background dots (hundreds of
+ * thousands of them when zoomed out) and, when tiny, the text of nodes. A class on one element
+ * costs one style pass; re-rendering every node would cost much more.
+ */
+function ZoomLevel({ target }: { target: RefObject<HTMLDivElement | null> }) {
+  const level = useFlowStore((s) => (s.transform[2] < TINY_ZOOM ? "tiny" : s.transform[2] < FAR_ZOOM ? "far" : "near"));
+  useEffect(() => {
+    target.current?.setAttribute("data-zoom", level);
+    zoomStore.set({ level });
+  }, [level, target]);
+  return null;
+}
+
+/** Mouse down on a connected input picks its wire up (before React Flow starts a new wire). */
+function WirePickup() {
+  const store = useStoreApi();
+  useEffect(() => {
+    const onDown = (event: MouseEvent) => {
+      if (event.button !== 0 || event.ctrlKey || event.shiftKey || event.metaKey) return;
+      const handle = (event.target as Element).closest?.(".react-flow__handle.target");
+      const flow = store.getState();
+      if (!(handle instanceof HTMLElement) || !flow.domNode?.contains(handle)) return;
+      if (pickUpWire(event, handle, store)) {
+        event.stopPropagation();
+        event.preventDefault();
+      }
+    };
+    // On the document, capturing: it runs before React's own listeners see the event.
+    document.addEventListener("mousedown", onDown, true);
+    return () => document.removeEventListener("mousedown", onDown, true);
+  }, [store]);
+  return null;
 }
 
 export function Canvas({ onReady }: { onReady: () => void }) {
   const nodes = useStore(graphStore, (s) => s.nodes);
   const edges = useStore(graphStore, (s) => s.edges);
-  const reconnected = useRef(false);
+  // Off-screen nodes are not drawn, once every node has been measured (wires need socket positions).
+  // (Measured: culling at every zoom beats turning it off when zoomed out, where crossing the
+  // threshold would mount or unmount hundreds of nodes in one frame.)
+  const measured = useStore(graphStore, (s) => s.nodes.every((n) => n.measured?.width !== undefined));
   const wrapper = useRef<HTMLDivElement>(null);
-
-  const onConnectEnd: OnConnectEnd = useCallback((event, state: FinalConnectionState) => {
-    if (state.isValid || state.toNode || !state.fromHandle || !state.fromNode) return;
-    const { clientX, clientY } = "changedTouches" in event ? event.changedTouches[0] : event;
-    const from = state.fromHandle;
-    const type = handleType(from.nodeId, from.id ?? null, from.type);
-    if (!type || !from.id) return;
-    const screen = { x: clientX, y: clientY };
-    openSearch({
-      screen,
-      flow: flowPosition(screen),
-      filter: from.type === "source" ? { inputType: type } : { outputType: type },
-      dangling: { nodeId: from.nodeId, handleId: from.id, handleType: from.type, type },
-    });
-  }, []);
+  const minimap = useStore(uiStore, (s) => s.minimap);
+  const showMinimap = minimap === "on" || (minimap === "auto" && nodes.length <= MINIMAP_AUTO_LIMIT);
 
   const onDoubleClick = (event: ReactMouseEvent) => {
     if (!(event.target as Element).classList.contains("react-flow__pane")) return;
@@ -89,19 +103,34 @@ export function Canvas({ onReady }: { onReady: () => void }) {
 
   const onDragOver = (event: DragEvent) => {
     event.preventDefault();
-    event.dataTransfer.dropEffect = event.dataTransfer.types.includes(NODE_DRAG_MIME) ? "copy" : "move";
+    const types = event.dataTransfer.types;
+    event.dataTransfer.dropEffect = types.includes(NODE_DRAG_MIME) || types.includes(COMPONENT_DRAG_MIME) ? "copy" : "move";
   };
 
   const onDrop = (event: DragEvent) => {
     event.preventDefault();
+    const at = flowPosition({ x: event.clientX, y: event.clientY });
     const type = event.dataTransfer.getData(NODE_DRAG_MIME);
     if (type) {
-      addNode(type, flowPosition({ x: event.clientX, y: event.clientY }));
+      addNode(type, at);
+      return;
+    }
+    const component = event.dataTransfer.getData(COMPONENT_DRAG_MIME);
+    if (component) {
+      void insertComponent(component, at);
       return;
     }
     const file = event.dataTransfer.files?.[0];
     if (file) void openFile(file);
   };
+
+  const onInit = useCallback(
+    (instance: Parameters<typeof setFlowInstance>[0]) => {
+      setFlowInstance(instance);
+      onReady();
+    },
+    [onReady],
+  );
 
   return (
     <div
@@ -113,63 +142,57 @@ export function Canvas({ onReady }: { onReady: () => void }) {
       onDrop={onDrop}
       onMouseMove={(e) => (pointer.screen = { x: e.clientX, y: e.clientY })}
     >
-      <ReactFlow<GraphNode, GraphEdge>
+      <ReactFlow<EditorNode, GraphEdge>
         nodes={nodes}
         edges={edges}
         nodeTypes={nodeTypes}
-        onInit={(instance) => {
-          setFlowInstance(instance);
-          onReady();
-        }}
+        onInit={onInit}
         onNodesChange={onNodesChange}
         onEdgesChange={onEdgesChange}
         onConnect={connect}
         isValidConnection={isValidConnection}
-        onConnectEnd={onConnectEnd}
+        onConnectEnd={endNewWire}
         connectionMode={ConnectionMode.Strict}
         connectionLineComponent={ConnectionLine}
-        edgesReconnectable
-        onReconnectStart={() => (reconnected.current = false)}
-        onReconnect={(oldEdge, connection) => {
-          reconnected.current = true;
-          if (oldEdge.target === connection.target && oldEdge.targetHandle === connection.targetHandle && oldEdge.source === connection.source && oldEdge.sourceHandle === connection.sourceHandle) return;
-          commit();
-          graphStore.set((s) => ({ edges: s.edges.filter((e) => e.id !== oldEdge.id) }));
-          connect(connection);
-        }}
-        onReconnectEnd={(_, edge) => {
-          // A wire dragged off its input and dropped on nothing is removed (as in ComfyUI).
-          if (!reconnected.current) removeEdge(edge.id);
-        }}
-        onBeforeDelete={async () => {
-          commit();
-          return true;
-        }}
-        onNodeDragStart={() => commit()}
-        onSelectionDragStart={() => commit()}
+        onlyRenderVisibleElements={measured}
+        onNodeDragStart={(_, __, dragged) => startDrag(dragged)}
+        onSelectionDragStart={(_, dragged) => startDrag(dragged)}
         onMoveEnd={(_, viewport) => setViewport(viewport)}
+        onEdgeDoubleClick={(event, edge) => addRerouteOnWire(edge.id, flowPosition({ x: event.clientX, y: event.clientY }))}
         onNodeContextMenu={(event, node) => {
           event.preventDefault();
           openContextMenu({ screen: { x: event.clientX, y: event.clientY }, nodeId: node.id });
+        }}
+        onEdgeContextMenu={(event, edge) => {
+          event.preventDefault();
+          openContextMenu({ screen: { x: event.clientX, y: event.clientY }, edgeId: edge.id });
         }}
         onPaneContextMenu={(event) => {
           event.preventDefault();
           openContextMenu({ screen: { x: event.clientX, y: event.clientY } });
         }}
-        deleteKeyCode={["Delete", "Backspace"]}
+        deleteKeyCode={null /* Delete is a shortcut of ours: one undo step, panels kept */}
         selectionKeyCode={["Shift", "Control"]}
         multiSelectionKeyCode={["Shift", "Control", "Meta"]}
         selectionMode={SelectionMode.Partial}
         zoomOnDoubleClick={false}
-        minZoom={0.1}
+        minZoom={0.05}
         maxZoom={4}
         colorMode="dark"
         attributionPosition="bottom-left"
         fitView={false}
       >
         <Background variant={BackgroundVariant.Dots} gap={20} size={1} color="#3a3d44" />
-        <MiniMap<GraphNode> pannable zoomable style={{ width: 180, height: 120 }} nodeColor={miniMapColor} maskColor="rgba(20,21,24,0.7)" data-testid="minimap" />
-        <Controls showInteractive={false} position="bottom-left" style={{ bottom: 24 }} />
+        {showMinimap && (
+          <MiniMap<EditorNode> pannable zoomable style={{ width: 180, height: 120 }} nodeColor={miniMapColor} maskColor="rgba(20,21,24,0.7)" data-testid="minimap" />
+        )}
+        <Controls showInteractive={false} position="bottom-left" style={{ bottom: 24 }}>
+          <ControlButton onClick={() => toggleMinimap(showMinimap)} title={showMinimap ? "Hide the mini map" : "Show the mini map"} data-testid="minimap-toggle">
+            ▦
+          </ControlButton>
+        </Controls>
+        <WirePickup />
+        <ZoomLevel target={wrapper} />
       </ReactFlow>
     </div>
   );

@@ -1,14 +1,14 @@
 // Access to the React Flow instance outside components, and the last pointer position.
 import type { ReactFlowInstance, XYPosition } from "@xyflow/react";
-import type { GraphEdge, GraphNode } from "../graphModel";
+import type { EditorNode, GraphEdge } from "../graphModel";
 
-let flow: ReactFlowInstance<GraphNode, GraphEdge> | null = null;
+let flow: ReactFlowInstance<EditorNode, GraphEdge> | null = null;
 
-export function setFlowInstance(instance: ReactFlowInstance<GraphNode, GraphEdge>): void {
+export function setFlowInstance(instance: ReactFlowInstance<EditorNode, GraphEdge>): void {
   flow = instance;
 }
 
-export function getFlowInstance(): ReactFlowInstance<GraphNode, GraphEdge> | null {
+export function getFlowInstance(): ReactFlowInstance<EditorNode, GraphEdge> | null {
   return flow;
 }
 

@@ -1,21 +1,18 @@
 // Running the graph: queue it, show validation errors, then apply "control after generate".
 import { api, ApiError } from "../api";
 import { catalogStore } from "../catalog";
-import { declOf } from "../graphModel";
+import { declOf, isGraphNode } from "../graphModel";
 import type { ControlAfterGenerate, InputDecl } from "../types";
 import { graphStore } from "./graphStore";
 import { claimJob, clearErrors, refreshQueue, setErrors } from "./runState";
-import { toast } from "./uiState";
+import { rootNodeIds } from "./subgraphs";
+import { revealQueue, toast } from "./uiState";
 import { currentWorkflow } from "./workflowIO";
 
 /** Identifies this tab to the server (sent with each queued job). */
 export const clientId = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
 
 const problems = (n: number) => (n === 1 ? "1 problem in the graph" : `${n} problems in the graph`);
-
-function nodeIds(): Set<string> {
-  return new Set(graphStore.get().nodes.map((n) => n.id));
-}
 
 /** Queue the graph `count` times (ComfyUI's batch count); seeds change between the jobs. */
 export async function queueRuns(count: number): Promise<void> {
@@ -30,12 +27,13 @@ export async function queueRun(): Promise<boolean> {
     const { job_id } = await api.queue(workflow, clientId);
     clearErrors();
     claimJob(job_id);
+    revealQueue();
     applyControlAfterGenerate();
     void refreshQueue();
     return true;
   } catch (err) {
     if (err instanceof ApiError && err.errors.length) {
-      setErrors(err.errors, nodeIds());
+      setErrors(err.errors, rootNodeIds());
       toast("error", err.errors.length === 1 ? err.errors[0].message : problems(err.errors.length));
     } else {
       toast("error", `Cannot queue: ${err instanceof Error ? err.message : String(err)}`);
@@ -48,7 +46,7 @@ export async function queueRun(): Promise<boolean> {
 export async function validateGraph(quiet = false): Promise<void> {
   try {
     const { valid, errors } = await api.validate(currentWorkflow());
-    setErrors(errors ?? [], nodeIds());
+    setErrors(errors ?? [], rootNodeIds());
     if (!quiet) toast(valid ? "success" : "error", valid ? "The graph is valid" : problems(errors.length));
   } catch (err) {
     if (!quiet) toast("error", `Cannot validate: ${err instanceof Error ? err.message : String(err)}`);
@@ -80,6 +78,7 @@ function applyControlAfterGenerate(): void {
   const { catalog } = catalogStore.get();
   graphStore.set((s) => ({
     nodes: s.nodes.map((node) => {
+      if (!isGraphNode(node)) return node;
       const decl = declOf(catalog, node.data);
       if (!decl || node.data.mode !== "active") return node;
       let values = node.data.values;

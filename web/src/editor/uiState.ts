@@ -30,35 +30,59 @@ export interface SearchBox {
 
 export interface ContextMenu {
   screen: XYPosition;
-  /** The node right-clicked, or none for the canvas. */
+  /** The node or wire right-clicked, or neither for the canvas. */
   nodeId?: string;
+  edgeId?: string;
 }
 
 export type SidePanel = "queue" | "library" | null;
+
+export interface Dialog {
+  message: string;
+  /** With a text field (its starting text): the answer is the text, or null when cancelled. */
+  input?: string;
+  choices: { label: string; value: string; primary?: boolean }[];
+  resolve: (value: string | null) => void;
+}
+
+const MINIMAP_KEY = "latentgraph.minimap";
+/** Above this many nodes the mini map is hidden unless the user asks for it (it redraws while panning). */
+export const MINIMAP_AUTO_LIMIT = 200;
+const PALETTE_KEY = "latentgraph.palette";
+
+/** Whether the user has opened or closed the right-hand panel since the page opened. */
+let panelTouched = false;
 
 interface UiState {
   toasts: Toast[];
   search: SearchBox | null;
   panel: SidePanel;
   paletteOpen: boolean;
-  /** An image shown full size over the editor. */
-  lightbox: string | null;
+  /** Images shown full size over the editor, with the one shown (previous/next move through them). */
+  viewer: { urls: string[]; index: number } | null;
+  /** A question over the editor (replace unsaved changes?), answered by one of its choices. */
+  dialog: Dialog | null;
   contextMenu: ContextMenu | null;
   /** The node whose title is being edited. */
   renaming: string | null;
   /** How many jobs one press of Run queues. */
   batchCount: number;
+  /** The mini map: "auto" shows it for graphs small enough that redrawing it on every frame is cheap. */
+  minimap: "auto" | "on" | "off";
 }
 
 export const uiStore = createStore<UiState>({
   toasts: [],
   search: null,
-  panel: "queue",
-  paletteOpen: true,
-  lightbox: null,
+  // The right-hand panel starts closed: the canvas gets the room.
+  panel: null,
+  paletteOpen: localStorage.getItem(PALETTE_KEY) !== "closed",
+  viewer: null,
+  dialog: null,
   contextMenu: null,
   renaming: null,
   batchCount: 1,
+  minimap: (localStorage.getItem(MINIMAP_KEY) as "on" | "off" | null) ?? "auto",
 });
 
 let nextToastId = 1;
@@ -81,12 +105,63 @@ export function closeSearch(): void {
   uiStore.set({ search: null });
 }
 
-export function togglePanel(panel: Exclude<SidePanel, null>): void {
-  uiStore.set((s) => ({ panel: s.panel === panel ? null : panel }));
+export function setPanel(panel: SidePanel): void {
+  panelTouched = true;
+  uiStore.set({ panel });
 }
 
-export function showLightbox(url: string | null): void {
-  uiStore.set({ lightbox: url });
+export function togglePanel(panel: Exclude<SidePanel, null>): void {
+  setPanel(uiStore.get().panel === panel ? null : panel);
+}
+
+/** Open the queue panel when a job is queued, unless the user has chosen a panel (or none). */
+export function revealQueue(): void {
+  if (uiStore.get().panel === null && !panelTouched) uiStore.set({ panel: "queue" });
+}
+
+export function togglePalette(): void {
+  const open = !uiStore.get().paletteOpen;
+  uiStore.set({ paletteOpen: open });
+  localStorage.setItem(PALETTE_KEY, open ? "open" : "closed");
+}
+
+export function toggleMinimap(shown: boolean): void {
+  const minimap = shown ? "off" : "on";
+  uiStore.set({ minimap });
+  localStorage.setItem(MINIMAP_KEY, minimap);
+}
+
+export function openViewer(urls: string[], index: number): void {
+  if (urls.length) uiStore.set({ viewer: { urls, index: Math.max(0, Math.min(index, urls.length - 1)) } });
+}
+
+export function closeViewer(): void {
+  uiStore.set({ viewer: null });
+}
+
+export function stepViewer(delta: number): void {
+  const viewer = uiStore.get().viewer;
+  if (!viewer) return;
+  const index = Math.max(0, Math.min(viewer.index + delta, viewer.urls.length - 1));
+  uiStore.set({ viewer: { ...viewer, index } });
+}
+
+/** Ask the user; resolves with the chosen value (or the text typed), or null when dismissed. */
+export function ask(message: string, choices: Dialog["choices"], input?: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    uiStore.get().dialog?.resolve(null);
+    uiStore.set({
+      dialog: {
+        message,
+        input,
+        choices,
+        resolve: (value) => {
+          uiStore.set({ dialog: null });
+          resolve(value);
+        },
+      },
+    });
+  });
 }
 
 export function openContextMenu(menu: ContextMenu | null): void {
@@ -96,3 +171,7 @@ export function openContextMenu(menu: ContextMenu | null): void {
 export function startRenaming(nodeId: string | null): void {
   uiStore.set({ renaming: nodeId });
 }
+
+/** How far the canvas is zoomed out ("near", "far", "tiny"), set by the canvas when it crosses a
+ * threshold: nodes read it here instead of each following every zoom step of React Flow's store. */
+export const zoomStore = createStore<{ level: "near" | "far" | "tiny" }>({ level: "near" });

@@ -1,26 +1,32 @@
 // Opening and saving workflows: the current graph as a workflow, files (download, upload, drop),
-// the server library, auto-save in localStorage and the first-visit default workflow.
+// the server library, auto-save in localStorage (every tab) and the first-visit default workflow.
+// Replacing a graph with unsaved changes asks first.
 import { api, ApiError } from "../api";
 import { catalogStore } from "../catalog";
 import defaultWorkflow from "../default-workflow.json";
-import { asOurWorkflow, graphToWorkflow, workflowToGraph } from "../graphModel";
+import { asOurWorkflow, workflowToGraph } from "../workflowJson";
 import type { GraphError, Workflow } from "../types";
 import { getFlowInstance } from "./flow";
 import { graphStore, replaceGraph } from "./graphStore";
-import { clearResults, setErrors } from "./runState";
-import { toast } from "./uiState";
+import { clearResults, runStore, setErrors } from "./runState";
+import { rootNodeIds, rootWorkflow } from "./subgraphs";
+import { newTab, persistTabs, readSavedTabs, restoreTabs } from "./tabs";
+import { ask, toast } from "./uiState";
 
-const AUTOSAVE_KEY = "latentgraph.workflow";
-const NAME_KEY = "latentgraph.workflowName";
+/** Where the single-graph editor kept its auto-save (read once, to carry it into the tabs). */
+const OLD_AUTOSAVE_KEY = "latentgraph.workflow";
+const OLD_NAME_KEY = "latentgraph.workflowName";
 
-/** The graph on the canvas, in our workflow format. */
+/** The graph being edited, in our workflow format (subgraphs open for editing folded back in). */
 export function currentWorkflow(): Workflow {
-  const { nodes, edges, viewport } = graphStore.get();
-  return graphToWorkflow(nodes, edges, catalogStore.get().catalog, getFlowInstance()?.getViewport() ?? viewport);
+  return rootWorkflow(getFlowInstance()?.getViewport());
 }
 
 /** Put a workflow on the canvas, after checking it against the catalog. */
-export function openWorkflow(workflow: Workflow, options: { name?: string; undoable?: boolean } = {}): boolean {
+export function openWorkflow(
+  workflow: Workflow,
+  options: { name?: string; undoable?: boolean; dirty?: boolean; fit?: boolean } = {},
+): boolean {
   const { catalog, dynamicChoices } = catalogStore.get();
   if (!catalog) {
     toast("error", "The node catalog is not loaded yet");
@@ -28,17 +34,37 @@ export function openWorkflow(workflow: Workflow, options: { name?: string; undoa
   }
   const loaded = workflowToGraph(workflow, catalog, dynamicChoices);
   clearResults();
-  replaceGraph(loaded, { undoable: options.undoable ?? true, name: options.name, viewport: loaded.viewport });
+  replaceGraph(
+    { ...loaded, subgraphs: workflow.subgraphs ?? {} },
+    { undoable: options.undoable ?? true, name: options.name, viewport: loaded.viewport, dirty: options.dirty },
+  );
   const problems: GraphError[] = loaded.problems.map((message) => ({ kind: "bad_format", node_id: null, input: null, message }));
   if (problems.length) setErrors(problems, new Set());
   void checkWithServer(problems);
   window.requestAnimationFrame(() => {
     const flow = getFlowInstance();
     if (!flow) return;
-    if (loaded.viewport) void flow.setViewport(loaded.viewport);
-    else void flow.fitView({ padding: 0.15, maxZoom: 1 });
+    if (loaded.viewport && !options.fit) void flow.setViewport(loaded.viewport);
+    else fitReadable();
   });
   return true;
+}
+
+/** Node text is 13 px: at this zoom it is 11 px on screen, the least that reads comfortably. */
+const READABLE_ZOOM = 0.85;
+
+/** Fit the graph, but never so small that its text is hard to read (then the top left shows). */
+export function fitReadable(): void {
+  const flow = getFlowInstance();
+  if (!flow) return;
+  void flow.fitView({ padding: 0.05, maxZoom: 1 }).then(() => {
+    if (flow.getViewport().zoom >= READABLE_ZOOM) return;
+    const nodes = flow.getNodes();
+    if (!nodes.length) return;
+    const left = Math.min(...nodes.map((n) => n.position.x));
+    const top = Math.min(...nodes.map((n) => n.position.y));
+    void flow.setViewport({ x: 24 - left * READABLE_ZOOM, y: 24 - top * READABLE_ZOOM, zoom: READABLE_ZOOM });
+  });
 }
 
 /** Show the server's validation errors of a workflow just opened (a missing model, a bad value). */
@@ -48,32 +74,55 @@ async function checkWithServer(localProblems: GraphError[]): Promise<void> {
   try {
     const { errors } = await api.validate(workflow);
     if (JSON.stringify(currentWorkflow().nodes) !== snapshot) return; // edited meanwhile: the next run will tell
-    setErrors([...localProblems, ...(errors ?? [])], new Set(Object.keys(workflow.nodes)));
+    setErrors([...localProblems, ...(errors ?? [])], rootNodeIds());
   } catch {
     // the server is unreachable: the connection indicator says so
   }
 }
 
-/** Open a dropped or chosen file: our JSON directly, anything else through the server's import. */
+/**
+ * Open a workflow in place of the one being edited. With unsaved changes the user chooses:
+ * replace them, open it in a new tab, or cancel.
+ */
+export async function openReplacing(workflow: Workflow, name: string): Promise<boolean> {
+  if (graphStore.get().dirty) {
+    const choice = await ask(`“${graphStore.get().name}” has unsaved changes. Open “${name}” anyway?`, [
+      { label: "Discard changes", value: "replace" },
+      { label: "Open in a new tab", value: "tab", primary: true },
+      { label: "Cancel", value: "cancel" },
+    ]);
+    if (choice === "tab") {
+      let opened = false;
+      newTab(() => (opened = openWorkflow(workflow, { name, undoable: false })));
+      return opened;
+    }
+    if (choice !== "replace") return false;
+  }
+  return openWorkflow(workflow, { name });
+}
+
+/** Read a dropped or chosen file: our JSON directly, anything else through the server's import. */
+async function readWorkflowFile(file: File): Promise<Workflow> {
+  if (file.name.toLowerCase().endsWith(".json") || file.type === "application/json") {
+    const text = await file.text();
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      throw new ApiError(`${file.name} is not valid JSON`, 0);
+    }
+    const ours = asOurWorkflow(doc);
+    if (ours) return ours;
+  }
+  return (await api.importFile(file, file.name)).workflow;
+}
+
 export async function openFile(file: File): Promise<void> {
   const name = file.name.replace(/\.(json|png|webp|jpe?g)$/i, "") || "untitled";
   try {
-    if (file.name.toLowerCase().endsWith(".json") || file.type === "application/json") {
-      const text = await file.text();
-      let doc: unknown;
-      try {
-        doc = JSON.parse(text);
-      } catch {
-        throw new ApiError(`${file.name} is not valid JSON`, 0);
-      }
-      const ours = asOurWorkflow(doc);
-      if (ours) {
-        openWorkflow(ours, { name });
-        return;
-      }
-    }
-    const { workflow } = await api.importFile(file, file.name);
-    if (openWorkflow(workflow, { name })) toast("success", `Opened ${file.name}`);
+    const workflow = await readWorkflowFile(file);
+    const ours = file.name.toLowerCase().endsWith(".json") && workflow.format === "latentgraph";
+    if ((await openReplacing(workflow, name)) && !ours) toast("success", `Opened ${file.name}`);
   } catch (err) {
     toast("error", `Cannot open ${file.name}: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -92,7 +141,7 @@ export function downloadWorkflow(): void {
 export async function saveToLibrary(name: string): Promise<boolean> {
   try {
     await api.saveWorkflow(name, currentWorkflow());
-    graphStore.set({ name });
+    graphStore.set({ name, dirty: false });
     toast("success", `Saved “${name}”`);
     return true;
   } catch (err) {
@@ -105,54 +154,68 @@ export async function openFromLibrary(name: string): Promise<void> {
   try {
     const doc = await api.getWorkflow(name);
     const workflow = "workflow" in doc && doc.workflow ? doc.workflow : (doc as Workflow);
-    openWorkflow(workflow, { name });
+    await openReplacing(workflow, name);
   } catch (err) {
     toast("error", `Cannot open “${name}”: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
-export function openDefaultWorkflow(undoable = true): void {
-  openWorkflow(defaultWorkflow as unknown as Workflow, { name: "default", undoable });
+const DEFAULT = defaultWorkflow as unknown as Workflow;
+
+/** The default workflow (txt2img on tiny-shapes), in place of the current one (asking first). */
+export async function openDefaultWorkflow(): Promise<void> {
+  await openReplacing(DEFAULT, "default");
 }
 
-/** First load: the auto-saved graph, or the default workflow on a first visit. */
+export function newDefaultTab(): void {
+  newTab(() => openWorkflow(DEFAULT, { name: "default", undoable: false, fit: true }));
+}
+
+/** First load: the tabs saved before, or the default workflow on a first visit. */
 export function openInitialWorkflow(): void {
-  const saved = localStorage.getItem(AUTOSAVE_KEY);
+  const saved = readSavedTabs() ?? legacyAutosave();
   if (saved) {
-    try {
-      const workflow = asOurWorkflow(JSON.parse(saved));
-      if (workflow) {
-        openWorkflow(workflow, { name: localStorage.getItem(NAME_KEY) ?? "untitled", undoable: false });
-        return;
-      }
-    } catch {
-      // fall through to the default workflow
-    }
+    restoreTabs(saved, (tab) => {
+      const workflow = asOurWorkflow(tab.workflow);
+      return workflow ? openWorkflow(workflow, { name: tab.name, undoable: false, dirty: tab.dirty }) : openWorkflow(DEFAULT, { name: "default", undoable: false, fit: true });
+    });
+    return;
   }
-  openDefaultWorkflow(false);
+  openWorkflow(DEFAULT, { name: "default", undoable: false, fit: true });
 }
 
-/** Save the graph in localStorage shortly after each change. */
+function legacyAutosave() {
+  try {
+    const workflow = asOurWorkflow(JSON.parse(localStorage.getItem(OLD_AUTOSAVE_KEY) ?? "null"));
+    if (!workflow) return null;
+    const name = localStorage.getItem(OLD_NAME_KEY) ?? "untitled";
+    return { active: "t1", tabs: [{ id: "t1", name, dirty: false, workflow }] };
+  } catch {
+    return null;
+  }
+}
+
+/** Save every tab in localStorage shortly after each change (of a graph, or of its images). */
 export function startAutosave(): () => void {
   let timer: number | undefined;
-  let last = "";
   const save = () => {
-    if (!catalogStore.get().catalog) return;
-    const text = JSON.stringify(currentWorkflow());
-    if (text !== last) {
-      localStorage.setItem(AUTOSAVE_KEY, text);
-      last = text;
-    }
-    localStorage.setItem(NAME_KEY, graphStore.get().name);
+    if (catalogStore.get().catalog) persistTabs(currentWorkflow());
   };
-  const unsubscribe = graphStore.subscribe(() => {
+  const later = () => {
     window.clearTimeout(timer);
     timer = window.setTimeout(save, 300);
+  };
+  let imageJobs = runStore.get().imageJobs;
+  const unsubscribeGraph = graphStore.subscribe(later);
+  const unsubscribeRuns = runStore.subscribe(() => {
+    if (runStore.get().imageJobs === imageJobs) return;
+    imageJobs = runStore.get().imageJobs;
+    later();
   });
-  const flush = () => save();
-  window.addEventListener("beforeunload", flush);
+  window.addEventListener("beforeunload", save);
   return () => {
-    unsubscribe();
-    window.removeEventListener("beforeunload", flush);
+    unsubscribeGraph();
+    unsubscribeRuns();
+    window.removeEventListener("beforeunload", save);
   };
 }

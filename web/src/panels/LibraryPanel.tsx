@@ -5,6 +5,7 @@ import { graphStore } from "../editor/graphStore";
 import { toast } from "../editor/uiState";
 import { openFromLibrary, saveToLibrary } from "../editor/workflowIO";
 import { useStore } from "../store";
+import { PanelClose } from "./QueuePanel";
 
 interface Entry {
   name: string;
@@ -49,7 +50,10 @@ export function LibraryPanel() {
 
   return (
     <aside className="side-panel" data-testid="library-panel">
-      <div className="panel-title">Workflow library</div>
+      <div className="panel-title">
+        Workflow library
+        <PanelClose />
+      </div>
       <form
         className="save-form"
         onSubmit={(e) => {

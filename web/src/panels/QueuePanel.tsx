@@ -3,10 +3,19 @@ import { useEffect } from "react";
 import { mediaUrl } from "../api";
 import { cancelJob, clearQueue, interrupt } from "../editor/run";
 import { refreshHistory, refreshQueue, runStore } from "../editor/runState";
-import { showLightbox } from "../editor/uiState";
-import { openWorkflow } from "../editor/workflowIO";
+import { openViewer, setPanel } from "../editor/uiState";
+import { openReplacing } from "../editor/workflowIO";
 import { useStore } from "../store";
 import type { Job } from "../types";
+
+/** Folds the right-hand panel away (the toolbar's buttons open it again). */
+export function PanelClose() {
+  return (
+    <button type="button" className="small panel-close" title="Hide this panel" data-testid="panel-close" onClick={() => setPanel(null)}>
+      »
+    </button>
+  );
+}
 
 function shortId(id: string): string {
   return id.length > 8 ? id.slice(0, 8) : id;
@@ -54,7 +63,7 @@ function HistoryJob({ job }: { job: Job }) {
             type="button"
             className="small"
             title="Open the workflow of this job"
-            onClick={() => job.workflow && openWorkflow(job.workflow, { name: `job-${shortId(job.job_id)}` })}
+            onClick={() => job.workflow && void openReplacing(job.workflow, `job-${shortId(job.job_id)}`)}
           >
             load
           </button>
@@ -63,8 +72,8 @@ function HistoryJob({ job }: { job: Job }) {
       {job.errors?.length ? <div className="job-error">{job.errors[0].message}</div> : null}
       {images.length > 0 && (
         <div className="job-images">
-          {images.slice(0, 8).map((image) => (
-            <img key={image.id} src={mediaUrl(image.url)} alt="" onClick={() => showLightbox(mediaUrl(image.url))} />
+          {images.slice(0, 8).map((image, i) => (
+            <img key={image.id} src={mediaUrl(image.url)} alt="" onClick={() => openViewer(images.map((im) => mediaUrl(im.url)), i)} />
           ))}
         </div>
       )}
@@ -96,6 +105,7 @@ export function QueuePanel() {
         >
           clear
         </button>
+        <PanelClose />
       </div>
       {queue.running && <RunningJob job={queue.running} />}
       {queue.pending.map((job, i) => (

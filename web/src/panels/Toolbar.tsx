@@ -3,10 +3,11 @@ import { useRef } from "react";
 import { graphStore, redo, setName, undo } from "../editor/graphStore";
 import { interrupt, queueRuns, validateGraph } from "../editor/run";
 import { runStore } from "../editor/runState";
-import { togglePanel, uiStore } from "../editor/uiState";
+import { togglePalette, togglePanel, uiStore } from "../editor/uiState";
 import { fitView } from "../editor/flow";
 import { downloadWorkflow, openDefaultWorkflow, openFile } from "../editor/workflowIO";
 import { useStore } from "../store";
+import { openGallery } from "./Notifications";
 
 export function Toolbar() {
   const name = useStore(graphStore, (s) => s.name);
@@ -19,6 +20,7 @@ export function Toolbar() {
   const paletteOpen = useStore(uiStore, (s) => s.paletteOpen);
   const batchCount = useStore(uiStore, (s) => s.batchCount);
   const fileInput = useRef<HTMLInputElement>(null);
+  const made = useStore(runStore, (s) => s.gallery.length);
 
   return (
     <header className="toolbar">
@@ -26,7 +28,8 @@ export function Toolbar() {
         type="button"
         className={`icon${paletteOpen ? " on" : ""}`}
         title="Node library"
-        onClick={() => uiStore.set({ paletteOpen: !paletteOpen })}
+        onClick={togglePalette}
+        data-testid="palette-button"
       >
         ☰
       </button>
@@ -39,7 +42,7 @@ export function Toolbar() {
         data-testid="workflow-name"
       />
       <div className="group">
-        <button type="button" onClick={() => openDefaultWorkflow()} title="Open the default workflow" data-testid="new-button">
+        <button type="button" onClick={() => void openDefaultWorkflow()} title="Open the default workflow" data-testid="new-button">
           default
         </button>
         <button type="button" onClick={() => fileInput.current?.click()} title="Open a workflow file or PNG" data-testid="open-button">
@@ -102,6 +105,9 @@ export function Toolbar() {
         data-testid="batch-count"
         onChange={(e) => uiStore.set({ batchCount: Math.max(1, Math.min(100, Math.round(Number(e.target.value) || 1))) })}
       />
+      <button type="button" onClick={() => openGallery()} disabled={!made} title="Images made since the page opened" data-testid="gallery-button">
+        gallery <span className="count" data-testid="gallery-count">{made}</span>
+      </button>
       <button
         type="button"
         className={panel === "queue" ? "on" : ""}
