@@ -12,7 +12,8 @@ Rows (wall seconds for all the pictures; median and range over the repetitions):
   4. in this process: Executor.sweep (one executor);
   5. in this process: a fresh Executor per picture (a queue whose worker keeps no cache between jobs).
 Ratios: rows 1-2 (each counts its processes' start) to row 1; rows 3-5 (warm: no start counted) to
-row 4. Seeds differ in every row and repetition, so no row reuses another's pictures.
+row 4. Seeds differ in every row and repetition, so no row reuses another's pictures; the order of
+the five ways rotates from one repetition to the next, as the load of a shared machine drifts.
 """
 from __future__ import annotations
 
@@ -112,29 +113,39 @@ def main(argv=None) -> int:
     for name in ("in", "temp", "models"):
         (folder / name).mkdir()
     times: dict[str, list[float]] = {k: [] for k in ("sweep", "processes", "server", "api-sweep", "api-fresh")}
+
+    def one_way(name: str, r: int) -> float:
+        """Seconds for one way of making the pictures, in repetition r (seeds of its own)."""
+        seeds = [args.pictures * (len(names) * r + names.index(name)) + n for n in range(args.pictures)]  # all distinct
+        out = folder / f"r{r}-{name}"
+        settings = Settings(models=folder / "models", output=out, temp=folder / "temp", input=folder / "in",
+                            device="cpu")
+        if name == "sweep":
+            return run_cli(["run", args.workflow, "--sweep", f"sampler.seed={seeds[0]}..{seeds[-1]}", "--grid",
+                            out / "grid.png", "--out", out, "--models", folder / "models", "--quiet"], folder)
+        if name == "processes":
+            return sum(run_cli(["run", args.workflow, "--set", f"sampler.seed={seed}", "--out", out, "--models",
+                                folder / "models", "--quiet"], folder) for seed in seeds)
+        if name == "server":
+            return server.run_jobs([with_seed(base, seed) for seed in seeds])
+        started = time.perf_counter()
+        if name == "api-sweep":
+            Executor(settings).sweep(base, {"axes": [{"input": "sampler.seed", "values": seeds}]})
+        else:
+            for seed in seeds:
+                Executor(settings).run(with_seed(base, seed))
+        return time.perf_counter() - started
+
+    names = list(times)
     server = Server(folder)
     print(f"latentgraph serve started in {server.start_seconds:.1f}s (not counted)", flush=True)
     try:
         for r in range(args.repeats):
-            seeds = [1000 * (r + 1) + n for n in range(args.pictures)]
-            out = folder / f"r{r}"
-            times["sweep"].append(run_cli(["run", args.workflow, "--sweep", f"sampler.seed={seeds[0]}..{seeds[-1]}",
-                                           "--grid", out / "grid.png", "--out", out / "sweep", "--models",
-                                           folder / "models", "--quiet"], folder))
-            times["processes"].append(sum(run_cli(["run", args.workflow, "--set", f"sampler.seed={seed + 1}",
-                                                   "--out", out / "single", "--models", folder / "models", "--quiet"],
-                                                  folder) for seed in seeds))
-            times["server"].append(server.run_jobs([with_seed(base, seed + 2) for seed in seeds]))
-            settings = Settings(models=folder / "models", output=out / "api", temp=folder / "temp",
-                                input=folder / "in", device="cpu")
-            started = time.perf_counter()
-            Executor(settings).sweep(base, {"axes": [{"input": "sampler.seed", "values": [s + 3 for s in seeds]}]})
-            times["api-sweep"].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            for seed in seeds:
-                Executor(settings).run(with_seed(base, seed + 4))
-            times["api-fresh"].append(time.perf_counter() - started)
-            print(f"repetition {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), flush=True)
+            order = names[r % len(names):] + names[:r % len(names)]  # rotated: the machine's load drifts
+            for name in order:
+                times[name].append(one_way(name, r))
+            print(f"repetition {r + 1} ({' > '.join(order)}): " + ", ".join(f"{k} {v[-1]:.1f}s"
+                                                                           for k, v in times.items()), flush=True)
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -76,9 +76,10 @@ def test_folder_digest_is_reused_until_a_file_in_it_changes(tmp_path):
     assert cache.file_digest(folder) not in (first, changed)
 
 
-def test_a_schedule_is_built_once_and_each_run_gets_a_fresh_copy(executor):
+def test_a_schedule_is_built_once_and_each_run_gets_a_fresh_copy(executor, monkeypatch):
     from latentgraph.nodes import sampling
 
+    monkeypatch.setattr(sampling, "_SCHEDULES", {})  # other tests in this process may have built these grids
     executor.run(txt2img(seed=1, steps=5, sampler_name="dpmpp_2m", scheduler="karras"))
     ((model, _, _),) = executor.loaded_models()
     built = []

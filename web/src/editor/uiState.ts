@@ -2,6 +2,7 @@
 import type { XYPosition } from "@xyflow/react";
 import type { SearchFilter } from "../catalog";
 import { createStore } from "../store";
+import { keepRightEndInView } from "./flow";
 
 export type ToastKind = "info" | "error" | "success";
 
@@ -114,9 +115,10 @@ export function togglePanel(panel: Exclude<SidePanel, null>): void {
   setPanel(uiStore.get().panel === panel ? null : panel);
 }
 
-/** Open the queue panel when a job is queued, unless the user has chosen a panel (or none). */
+/** Open the queue panel when a job is queued, unless the user has chosen a panel (or none). The
+ * graph slides left as far as needed for its output end to stay in view. */
 export function revealQueue(): void {
-  if (uiStore.get().panel === null && !panelTouched) uiStore.set({ panel: "queue" });
+  if (uiStore.get().panel === null && !panelTouched) keepRightEndInView(() => uiStore.set({ panel: "queue" }));
 }
 
 export function togglePalette(): void {
