@@ -130,11 +130,35 @@ def run(examples: int, batch: int, keep: Path) -> tuple[Tally, float]:
     return tally, time.time() - started
 
 
+def in_workers(examples: int, batch: int, keep: Path, workers: int) -> tuple[Tally, float]:
+    """`run` in `workers` processes, their tallies added up; seconds are the wall time of them all."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    shares = [examples // workers + (n < examples % workers) for n in range(workers)]
+    folders = [keep / f"worker-{n}" for n in range(workers)]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        tallies = [tally for tally, _ in pool.map(run, shares, [batch] * workers, folders)]
+    total = tallies[0]
+    for other in tallies[1:]:
+        for name in ("outcomes", "failures", "statuses"):
+            getattr(total, name).update(getattr(other, name))
+        for where, times in other.seconds.items():
+            total.seconds[where].extend(times)
+        total.examples += other.examples
+        total.process_runs += other.process_runs
+        total.process_files += other.process_files
+    return total, time.time() - started
+
+
 def p99(times: list[float]) -> float:
     return statistics.quantiles(times, n=100, method="inclusive")[98]
 
 
-def report(tally: Tally, seconds: float, examples: int) -> str:
+def report(tally: Tally, seconds: float, examples: int, workers: int = 1) -> str:
     total = sum(tally.outcomes.values())
     share = {k: f"{v:,} ({v / total:.1%})" for k, v in tally.outcomes.items()} if total else {}
     timing = "\n".join(f"| {where} | {len(times):,} | {statistics.median(times) * 1e3:.1f} | "
@@ -143,7 +167,8 @@ def report(tally: Tally, seconds: float, examples: int) -> str:
     failures = ", ".join(f"{k}: {v}" for k, v in tally.failures.most_common()) or "none"
     machine = f"{platform.machine()}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
     return "\n".join([
-        f"`python bench/fuzz_workflows.py --examples {examples} --write-docs` ({machine}; {seconds / 60:.0f} min "
+        f"`python bench/fuzz_workflows.py --examples {examples}"
+        f"{f' --workers {workers}' if workers > 1 else ''} --write-docs` ({machine}; {seconds / 60:.0f} min "
         "on a machine shared with other jobs).", "",
         f"- Examples: {tally.examples:,}, each through `load_workflow` + `validate` (from JSON bytes and as a dict), "
         "the CLI in process (validate, import, and run when validation refuses) and a real server on loopback.",
@@ -169,10 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2000, help="documents per run of the CLI in its own process")
     parser.add_argument("--keep", type=Path, default=Path("fuzz-failures"), help="folder for failing examples")
     parser.add_argument("--write-docs", action="store_true", help="write the figures into docs/robustness.md")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes sharing the examples, each with its own server (a shared machine gives "
+                             "each process its share of the cores)")
     args = parser.parse_args(argv)
     args.keep.mkdir(parents=True, exist_ok=True)
-    tally, seconds = run(args.examples, args.batch, args.keep)
-    section = report(tally, seconds, args.examples)
+    if args.workers > 1:
+        tally, seconds = in_workers(args.examples, args.batch, args.keep, args.workers)
+    else:
+        tally, seconds = run(args.examples, args.batch, args.keep)
+    section = report(tally, seconds, args.examples, args.workers)
     print("\n" + section)
     if args.write_docs:
         write_docs(section)
