@@ -14,7 +14,7 @@ export function Toolbar() {
   const canUndo = useStore(graphStore, (s) => s.past.length > 0);
   const canRedo = useStore(graphStore, (s) => s.future.length > 0);
   const connection = useStore(runStore, (s) => s.connection);
-  const queued = useStore(runStore, (s) => (s.queue.running ? 1 : 0) + s.queue.pending.length);
+  const queued = useStore(runStore, (s) => (s.queue.running_jobs?.length ?? (s.queue.running ? 1 : 0)) + s.queue.pending.length);
   const running = useStore(runStore, (s) => s.queue.running !== null);
   const panel = useStore(uiStore, (s) => s.panel);
   const paletteOpen = useStore(uiStore, (s) => s.paletteOpen);
@@ -107,6 +107,15 @@ export function Toolbar() {
       />
       <button type="button" onClick={() => openGallery()} disabled={!made} title="Images made since the page opened" data-testid="gallery-button">
         gallery <span className="count" data-testid="gallery-count">{made}</span>
+      </button>
+      <button
+        type="button"
+        className={panel === "sweep" ? "on" : ""}
+        onClick={() => togglePanel("sweep")}
+        title="Sweep: many jobs from this graph, over lists of input values (an XY grid)"
+        data-testid="sweep-button"
+      >
+        sweep
       </button>
       <button
         type="button"
