@@ -140,6 +140,30 @@ def test_bad_sweep_values_are_shown_at_their_axis_and_value_and_nothing_is_queue
     assert page.locator("[data-testid=sweep-run-state]").count() == 0
 
 
+def test_cancel_sweep_stops_it_and_a_reload_shows_where_it_stands(page, server):
+    set_widget(page, "5", "steps", "3000")  # long enough to cancel while the first job runs
+    open_sweep_panel(page)
+    add_axis(page, 0, "5.seed", "1..3")
+    assert page.locator("[data-testid=sweep-job-count]").inner_text() == "3"
+    before = set(sweep_ids(server))
+    page.click("[data-testid=sweep-run]")
+    page.locator("[data-testid=node-5].executing [data-testid=node-progress]").wait_for(timeout=RUN_TIMEOUT_MS)
+    (sweep_id,) = set(sweep_ids(server)) - before
+    page.reload()  # the panel stays closed until asked, and the sweep's progress comes back
+    page.wait_for_selector("[data-testid=node-7]")
+    open_sweep_panel(page)
+    page.locator("[data-testid=sweep-run-state][data-status=running]").wait_for()
+    assert page.locator("[data-testid=sweep-progress]").get_attribute("data-total") == "3"
+
+    page.click("[data-testid=sweep-cancel]")
+    page.locator("[data-testid=sweep-run-state][data-status=finished]").wait_for(timeout=60_000)
+    state = get_json(f"{server}/api/sweeps/{sweep_id}")
+    assert state["status"] == "finished" and sum(state["counts"].values()) == 3
+    assert set(state["counts"]) <= {"interrupted", "cancelled"}, state["counts"]
+    assert page.locator("[data-testid=sweep-progress]").get_attribute("data-done") == "3"
+    assert page.locator("[data-testid=sweep-grid]").count() == 0  # nothing succeeded: no grid
+
+
 def wait_for_grid(server: str, sweep_id: str) -> dict:
     deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
     while time.monotonic() < deadline:

@@ -11,7 +11,7 @@ import { createStore } from "../store";
 import type { Constant, InputDecl, ServerEvent, SweepDoc, SweepError, SweepImage, Workflow } from "../types";
 import { graphStore } from "./graphStore";
 import { applyControlAfterGenerate, clientId } from "./run";
-import { claimJob, clearErrors, onSweepEvents, refreshQueue, runStore, setErrors } from "./runState";
+import { claimJob, clearErrors, onSweepEvents, refreshQueue, setErrors } from "./runState";
 import { rootNodeIds } from "./subgraphs";
 import { setPanel, toast } from "./uiState";
 import { currentWorkflow } from "./workflowIO";
@@ -253,7 +253,18 @@ export interface SweepRun {
   errors: SweepError[];
 }
 
-export const sweepStore = createStore<SweepRun>({ sweepId: null, status: "idle", done: 0, total: 0, counts: {}, grid: null, errors: [] });
+/** The sweep this page queued last, kept over a reload (its progress and grid come back). */
+const SWEEP_KEY = "latentgraph.sweep";
+
+export const sweepStore = createStore<SweepRun>({
+  sweepId: sessionStorage.getItem(SWEEP_KEY),
+  status: sessionStorage.getItem(SWEEP_KEY) ? "queued" : "idle",
+  done: 0,
+  total: 0,
+  counts: {},
+  grid: null,
+  errors: [],
+});
 
 export async function runSweep(): Promise<void> {
   const workflow = currentWorkflow();
@@ -268,6 +279,7 @@ export async function runSweep(): Promise<void> {
     clearErrors();
     for (const jobId of answer.job_ids) claimJob(jobId);
     sweepStore.set({ sweepId: answer.sweep_id, status: "queued", done: 0, total: answer.total, counts: {}, grid: null, errors: [] });
+    sessionStorage.setItem(SWEEP_KEY, answer.sweep_id);
     applyControlAfterGenerate();
     void refreshQueue();
     void refreshSweep(); // events that came before the answer
@@ -289,7 +301,7 @@ export async function cancelSweep(): Promise<void> {
   if (!sweepId) return;
   try {
     await api.cancelSweep(sweepId);
-    const { queue } = runStore.get();
+    const queue = await api.queueState();
     const running = queue.running_jobs ?? (queue.running ? [queue.running] : []);
     for (const job of running) if (job.sweep_id === sweepId) await api.interrupt(job.job_id).catch(() => undefined);
   } catch (err) {
@@ -306,8 +318,12 @@ export async function refreshSweep(): Promise<void> {
     if (sweepStore.get().sweepId !== sweepId) return;
     const done = Object.entries(state.counts ?? {}).reduce((n, [status, count]) => (status === "pending" || status === "running" ? n : n + count), 0);
     sweepStore.set({ status: state.status, done, total: state.total, counts: state.counts ?? {}, grid: state.grid });
-  } catch {
-    // the events will tell
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404 && sweepStore.get().sweepId === sweepId) {
+      sessionStorage.removeItem(SWEEP_KEY); // not on this server (any more)
+      sweepStore.set({ sweepId: null, status: "idle" });
+    }
+    // otherwise the events will tell
   }
 }
 
