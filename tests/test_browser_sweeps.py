@@ -6,10 +6,8 @@ Set LATENTGRAPH_SCREENSHOTS=docs/editor to write the sweep panel's screenshot th
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from browser_helpers import (  # noqa: F401
@@ -24,22 +22,10 @@ from browser_helpers import (  # noqa: F401
     server_dirs,
     workflow,
 )
+from test_browser_power import post_json, screenshot
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = BROWSER_MARKS
-
-
-def post_json(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def screenshot(page, name: str) -> None:
-    folder = os.environ.get("LATENTGRAPH_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 def set_widget(page, node: str, name: str, value: str) -> None:
