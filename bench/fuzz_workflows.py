@@ -119,9 +119,12 @@ def run(examples: int, batch: int, keep: Path) -> tuple[Tally, float]:
         # Sessions of SESSION examples, each with its own random seed: Hypothesis remembers what each
         # session generated, and that memory would otherwise grow with the whole run.
         while tally.examples < examples:
+            def session(doc):  # a new function each session: Hypothesis takes one settings object per function
+                one(doc)
+
             given(doc=documents())(settings(max_examples=min(SESSION, examples - tally.examples), deadline=None,
                                             database=None, phases=[Phase.generate],
-                                            suppress_health_check=list(HealthCheck))(one))()
+                                            suppress_health_check=list(HealthCheck))(session))()
         if pending:
             in_process_batch(pending, folder, tally)
     return tally, time.time() - started
