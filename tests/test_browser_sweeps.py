@@ -150,6 +150,36 @@ def test_cancel_sweep_stops_it_and_a_reload_shows_where_it_stands(page, server):
     assert page.locator("[data-testid=sweep-grid]").count() == 0  # nothing succeeded: no grid
 
 
+def test_a_sweep_over_the_servers_limit_is_queued_once_confirmed(page, server):
+    # The server's limit is 10,000 jobs: its refusal is played here for a 2-job sweep, then the
+    # confirmed POST goes through to the real server.
+    bodies: list[dict] = []
+
+    def limit(route):
+        body = json.loads(route.request.post_data)
+        bodies.append(body)
+        if body.get("confirm") is True:
+            route.continue_()
+            return
+        error = {"kind": "too_many_jobs", "node_id": None, "input": None, "axis": None, "value": None,
+                 "message": "sweep: 2 jobs, more than 1: confirm it"}
+        route.fulfill(status=400, content_type="application/json",
+                      body=json.dumps({"error": error["message"], "errors": [error]}))
+
+    page.route("**/api/sweep", limit)
+    set_widget(page, "5", "steps", "1")
+    open_sweep_panel(page)
+    add_axis(page, 0, "5.seed", "5, 6")
+    page.click("[data-testid=sweep-run]")
+    assert "confirm" in page.locator("[data-testid=sweep-error]").inner_text()
+    assert page.locator("[data-testid=sweep-run-state]").count() == 0
+    page.click("[data-testid=sweep-confirm]")
+    page.locator("[data-testid=sweep-run-state][data-status=finished]").wait_for(timeout=RUN_TIMEOUT_MS)
+    assert [body.get("confirm") for body in bodies] == [False, True]
+    assert bodies[0]["sweep"] == bodies[1]["sweep"] == {"axes": [{"inputs": {"5.seed": [5, 6]}}], "repeat": 1}
+    assert page.locator("[data-testid=sweep-error]").count() == 0
+
+
 def wait_for_grid(server: str, sweep_id: str) -> dict:
     deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
     while time.monotonic() < deadline:

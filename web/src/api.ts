@@ -101,8 +101,8 @@ export const api = {
   cancel: (jobId: string) => request<unknown>("DELETE", `/api/queue/${enc(jobId)}`),
   clearQueue: () => request<unknown>("DELETE", "/api/queue"),
   interrupt: (jobId?: string) => request<unknown>("POST", "/api/interrupt", jobId ? { job_id: jobId } : undefined),
-  sweep: (workflow: Workflow, sweep: SweepDoc, clientId: string) =>
-    request<{ sweep_id: string; job_ids: string[]; total: number }>("POST", "/api/sweep", { workflow, sweep, client_id: clientId }),
+  sweep: (workflow: Workflow, sweep: SweepDoc, clientId: string, confirm = false) =>
+    request<{ sweep_id: string; job_ids: string[]; total: number }>("POST", "/api/sweep", { workflow, sweep, client_id: clientId, confirm }),
   sweepState: (sweepId: string) => request<SweepState>("GET", `/api/sweeps/${enc(sweepId)}`),
   cancelSweep: (sweepId: string) => request<{ cancelled: string[] }>("DELETE", `/api/sweeps/${enc(sweepId)}`),
   history: (limit = 20) => request<{ jobs: Job[] }>("GET", `/api/jobs?limit=${limit}`),

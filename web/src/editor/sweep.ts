@@ -266,7 +266,8 @@ export const sweepStore = createStore<SweepRun>({
   errors: [],
 });
 
-export async function runSweep(): Promise<void> {
+/** Queue the sweep; `confirm` queues one bigger than the server's limit (it asks first). */
+export async function runSweep(confirm = false): Promise<void> {
   const workflow = currentWorkflow();
   const { doc, problems } = buildSweep(currentDraft(), workflow);
   if (problems.length) {
@@ -275,7 +276,7 @@ export async function runSweep(): Promise<void> {
   }
   sweepStore.set({ status: "sending", errors: [] });
   try {
-    const answer = await api.sweep(workflow, doc, clientId);
+    const answer = await api.sweep(workflow, doc, clientId, confirm);
     clearErrors();
     for (const jobId of answer.job_ids) claimJob(jobId);
     sweepStore.set({ sweepId: answer.sweep_id, status: "queued", done: 0, total: answer.total, counts: {}, grid: null, errors: [] });

@@ -227,7 +227,7 @@ export function SweepPanel() {
   const draft = currentDraft(extraUi);
   const jobs = jobCount(draft, workflow);
   const general = errors.filter((e) => e.axis === null || e.axis === undefined || e.axis >= draft.axes.length);
-  const shownGeneral = general.filter((e) => e.node_id === null || e.node_id === undefined);
+  const tooMany = general.some((e) => e.kind === "too_many_jobs");
 
   return (
     <aside className="side-panel sweep-panel" data-testid="sweep-panel">
@@ -260,7 +260,13 @@ export function SweepPanel() {
         </label>
         <span className="job-time">with seed +0…+{Math.max(draft.repeat - 1, 0)}</span>
       </div>
-      <Errors errors={shownGeneral} testId="sweep-error" />
+      {/* The workflow's own problems are also marked on its nodes, as for Run. */}
+      <Errors errors={general} testId="sweep-error" />
+      {tooMany && (
+        <button type="button" className="small danger" data-testid="sweep-confirm" onClick={() => void runSweep(true)}>
+          queue all {jobs} jobs anyway
+        </button>
+      )}
       <button type="button" className="primary sweep-run-button" data-testid="sweep-run" disabled={!jobs || sending} onClick={() => void runSweep()}>
         ▶ Run sweep ({jobs} job{jobs === 1 ? "" : "s"})
       </button>
