@@ -54,6 +54,7 @@ def test_sweep_panel_builds_and_runs_a_2x2_grid(page, server):
     open_sweep_panel(page)
     add_axis(page, 0, "5.seed", "1, 2")
     add_axis(page, 1, "5.cfg", "4\n7.5")
+    page.fill("[data-testid=sweep-axis-label-1]", "guidance")
     # The job count follows what is typed: 2 x 2, then x 2 with repeat, then back.
     assert page.locator("[data-testid=sweep-job-count]").inner_text() == "4"
     page.fill("[data-testid=sweep-repeat]", "2")
@@ -81,6 +82,7 @@ def test_sweep_panel_builds_and_runs_a_2x2_grid(page, server):
     assert sorted((job["values"]["5.seed"], job["values"]["5.cfg"]) for job in state["jobs"]) == [
         (1, 4), (1, 7.5), (2, 4), (2, 7.5)]
     assert state["workflow"]["nodes"]["5"]["inputs"]["steps"] == 2
+    assert [axis["name"] for axis in state["axes"]] == ["5.seed", "guidance"]  # the grid's margins
     jobs = [job for job in get_json(server + "/api/jobs?limit=1000")["jobs"] if job.get("sweep_id") == sweep_id]
     assert len(jobs) == 4 and {job["status"] for job in jobs} == {"success"}
     assert sorted((j["workflow"]["nodes"]["5"]["inputs"]["seed"], j["workflow"]["nodes"]["5"]["inputs"]["cfg"])

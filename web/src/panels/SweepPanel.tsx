@@ -153,6 +153,14 @@ function Axis({ a, axis, workflow, errors }: { a: number; axis: DraftAxis; workf
     <div className={`sweep-axis${errors.length ? " has-error" : ""}`} data-testid={`sweep-axis-${a}`}>
       <div className="job-line">
         <span className="sweep-axis-name">{AXIS_NAMES[a] ?? `Z${a - 1}`}</span>
+        <input
+          className="sweep-axis-label"
+          value={axis.label ?? ""}
+          placeholder="name on the grid"
+          title="The axis name drawn on the grid (default: its inputs)"
+          data-testid={`sweep-axis-label-${a}`}
+          onChange={(e) => changeAxis(a, (x) => ({ ...x, label: e.target.value || undefined }))}
+        />
         <span className="job-time" data-testid={`sweep-axis-size-${a}`}>
           {size} value{size === 1 ? "" : "s"}
         </span>
