@@ -138,6 +138,7 @@ async def test_cancel_a_pending_job_clear_the_queue_and_interrupt_the_running_on
 
     state = await (await client.get("/api/queue")).json()
     assert [j["job_id"] for j in state["pending"]] == [second["job_id"], third["job_id"]]
+    assert [j["worker"] for j in state["pending"]] == [None, None]  # the local runner names no worker
     assert (await client.delete(f"/api/queue/{second['job_id']}")).status == 200
     assert (await client.delete(f"/api/queue/{second['job_id']}")).status == 404
     assert (await (await client.delete("/api/queue")).json())["cancelled"] == [third["job_id"]]

@@ -12,6 +12,7 @@ import { DialogBox, ErrorBanner, Toasts, Viewer } from "./panels/Notifications";
 import { NodeSearch } from "./panels/NodeSearch";
 import { Palette } from "./panels/Palette";
 import { QueuePanel } from "./panels/QueuePanel";
+import { SweepPanel } from "./panels/SweepPanel";
 import { Breadcrumb, TabBar } from "./panels/TabBar";
 import { Toolbar } from "./panels/Toolbar";
 import { useStore } from "./store";
@@ -86,6 +87,7 @@ export function App() {
         </div>
         {panel === "queue" && <QueuePanel />}
         {panel === "library" && <LibraryPanel />}
+        {panel === "sweep" && <SweepPanel />}
       </div>
       <ContextMenu />
       <Toasts />

@@ -1,5 +1,5 @@
 // HTTP client for the latentgraph server API (docs/protocol.md).
-import type { Catalog, CheckpointDetails, GraphError, Job, QueueState, SubgraphDef, Workflow } from "./types";
+import type { Catalog, CheckpointDetails, GraphError, Job, QueueState, SubgraphDef, SweepDoc, SweepState, Workflow } from "./types";
 
 const TOKEN_KEY = "latentgraph.token";
 
@@ -100,7 +100,11 @@ export const api = {
   queueState: () => request<QueueState>("GET", "/api/queue"),
   cancel: (jobId: string) => request<unknown>("DELETE", `/api/queue/${enc(jobId)}`),
   clearQueue: () => request<unknown>("DELETE", "/api/queue"),
-  interrupt: () => request<unknown>("POST", "/api/interrupt"),
+  interrupt: (jobId?: string) => request<unknown>("POST", "/api/interrupt", jobId ? { job_id: jobId } : undefined),
+  sweep: (workflow: Workflow, sweep: SweepDoc, clientId: string, confirm = false) =>
+    request<{ sweep_id: string; job_ids: string[]; total: number }>("POST", "/api/sweep", { workflow, sweep, client_id: clientId, confirm }),
+  sweepState: (sweepId: string) => request<SweepState>("GET", `/api/sweeps/${enc(sweepId)}`),
+  cancelSweep: (sweepId: string) => request<{ cancelled: string[] }>("DELETE", `/api/sweeps/${enc(sweepId)}`),
   history: (limit = 20) => request<{ jobs: Job[] }>("GET", `/api/jobs?limit=${limit}`),
   historyJob: (jobId: string) => request<Job>("GET", `/api/jobs/${enc(jobId)}`),
 
@@ -112,7 +116,7 @@ export const api = {
   importFile: (file: Blob, filename: string) => {
     const form = new FormData();
     form.append("file", file, filename);
-    return request<{ workflow: Workflow }>("POST", "/api/import", form);
+    return request<{ workflow: Workflow; sweep?: SweepDoc }>("POST", "/api/import", form);
   },
 
   listWorkflows: () => request<{ workflows: { name: string; modified?: number | string }[] }>("GET", "/api/workflows"),

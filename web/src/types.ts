@@ -169,11 +169,53 @@ export interface Job {
   images?: JobImage[];
   errors?: GraphError[];
   nodes?: Record<string, { status: "executed" | "cached"; seconds?: number }>;
+  sweep_id?: string | null;
+  /** Where it runs or ran, with a worker pool (`serve --ray`); null for the local runner. */
+  worker?: string | null;
 }
 
 export interface QueueState {
   running: Job | null;
+  /** Every running job (several with a worker pool), in the order they started. */
+  running_jobs?: Job[];
   pending: Job[];
+}
+
+/** A sweep as the server takes it (docs/protocol.md, "Sweeps"). */
+export interface SweepAxisDoc {
+  inputs?: Record<string, Constant[]>;
+  input?: string;
+  values?: Constant[];
+  label?: string;
+  labels?: string[];
+}
+
+export interface SweepDoc {
+  axes: SweepAxisDoc[];
+  repeat?: number;
+  seed_inputs?: string[];
+}
+
+/** A sweep error names its axis and value (0-based), where they apply. */
+export interface SweepError extends GraphError {
+  axis?: number | null;
+  value?: number | null;
+}
+
+export interface SweepImage extends JobImage {
+  filename?: string;
+}
+
+/** GET /api/sweeps/{id}. */
+export interface SweepState {
+  sweep_id: string;
+  status: "queued" | "running" | "finished";
+  total: number;
+  counts: Record<string, number>;
+  sweep?: SweepDoc;
+  axes?: { name: string; labels: string[] }[];
+  jobs?: { job_id: string; index: number; coords: number[]; values: Record<string, Constant>; status?: JobStatus; images?: JobImage[] }[];
+  grid: SweepImage | null;
 }
 
 /** Websocket events (every message has `type` and `job_id`). */
@@ -188,4 +230,7 @@ export type ServerEvent =
   | ({ type: "error"; job_id: string } & GraphError)
   | { type: "interrupted"; job_id: string }
   | { type: "finished"; job_id: string; status: JobStatus }
-  | { type: "queue"; job_id?: string | null; running: number; pending: number };
+  | { type: "queue"; job_id?: string | null; running: number; pending: number }
+  | { type: "sweep_queued"; job_id: null; sweep_id: string; job_ids: string[]; total: number }
+  | { type: "sweep_progress"; job_id: string; sweep_id: string; done: number; total: number; counts: Record<string, number> }
+  | { type: "sweep_finished"; job_id: null; sweep_id: string; counts: Record<string, number>; grid: SweepImage | null };

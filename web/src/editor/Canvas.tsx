@@ -161,7 +161,9 @@ export function Canvas({ onReady }: { onReady: () => void }) {
         onEdgeDoubleClick={(event, edge) => addRerouteOnWire(edge.id, flowPosition({ x: event.clientX, y: event.clientY }))}
         onNodeContextMenu={(event, node) => {
           event.preventDefault();
-          openContextMenu({ screen: { x: event.clientX, y: event.clientY }, nodeId: node.id });
+          const row = (event.target as Element).closest?.(".widget-row")?.getAttribute("data-testid");
+          const input = row?.startsWith("input-") ? row.slice(6) : undefined;
+          openContextMenu({ screen: { x: event.clientX, y: event.clientY }, nodeId: node.id, input });
         }}
         onEdgeContextMenu={(event, edge) => {
           event.preventDefault();

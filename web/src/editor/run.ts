@@ -74,7 +74,7 @@ export function nextValue(input: InputDecl, value: number, mode: ControlAfterGen
 }
 
 /** After queueing, change the values whose control is randomize/increment/decrement (as ComfyUI does). */
-function applyControlAfterGenerate(): void {
+export function applyControlAfterGenerate(): void {
   const { catalog } = catalogStore.get();
   graphStore.set((s) => ({
     nodes: s.nodes.map((node) => {
@@ -93,9 +93,10 @@ function applyControlAfterGenerate(): void {
   }));
 }
 
-export async function interrupt(): Promise<void> {
+/** Interrupt the running job (with several running on a worker pool: that one). */
+export async function interrupt(jobId?: string): Promise<void> {
   try {
-    await api.interrupt();
+    await api.interrupt(jobId);
   } catch (err) {
     toast("error", `Cannot interrupt: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -116,9 +116,19 @@ export function claimJob(jobId: string): void {
   runStore.batch(() => buffered.forEach(applyJobEvent));
 }
 
+/** The sweep module follows its sweeps' events (and catches up after a reconnection). */
+let sweepHooks: { event(event: ServerEvent): void; reconnected(): void } | null = null;
+
+export function onSweepEvents(event: (event: ServerEvent) => void, reconnected: () => void): void {
+  sweepHooks = { event, reconnected };
+}
+
 export function setConnection(connection: ConnectionState): void {
   runStore.set({ connection });
-  if (connection === "open") void refreshQueue();
+  if (connection === "open") {
+    void refreshQueue();
+    sweepHooks?.reconnected();
+  }
 }
 
 // ---- events, applied once per frame ----
@@ -148,6 +158,10 @@ export function flushEvents(): void {
 function dispatchEvent(event: ServerEvent): void {
   if (event.type === "queue") {
     scheduleQueueRefresh();
+    return;
+  }
+  if (event.type.startsWith("sweep_")) {
+    sweepHooks?.event(event);
     return;
   }
   if (event.type === "finished" || event.type === "queued") scheduleQueueRefresh();
@@ -337,7 +351,8 @@ function scheduleQueueRefresh(): void {
 export async function refreshQueue(): Promise<void> {
   try {
     const queue = await api.queueState();
-    runStore.set({ queue: { running: queue.running ?? null, pending: queue.pending ?? [] } });
+    const running = queue.running ?? null;
+    runStore.set({ queue: { running, running_jobs: queue.running_jobs ?? (running ? [running] : []), pending: queue.pending ?? [] } });
   } catch {
     // the connection indicator tells the user; the next event retries
   }

@@ -33,10 +33,12 @@ export interface ContextMenu {
   screen: XYPosition;
   /** The node or wire right-clicked, or neither for the canvas. */
   nodeId?: string;
+  /** The node's widget right-clicked (its input name). */
+  input?: string;
   edgeId?: string;
 }
 
-export type SidePanel = "queue" | "library" | null;
+export type SidePanel = "queue" | "library" | "sweep" | null;
 
 export interface Dialog {
   message: string;

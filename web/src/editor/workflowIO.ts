@@ -5,11 +5,12 @@ import { api, ApiError } from "../api";
 import { catalogStore } from "../catalog";
 import defaultWorkflow from "../default-workflow.json";
 import { asOurWorkflow, workflowToGraph } from "../workflowJson";
-import type { GraphError, Workflow } from "../types";
+import type { GraphError, SweepDoc, Workflow } from "../types";
 import { getFlowInstance } from "./flow";
 import { graphStore, replaceGraph } from "./graphStore";
 import { clearResults, runStore, setErrors } from "./runState";
 import { rootNodeIds, rootWorkflow } from "./subgraphs";
+import { restoreSweep } from "./sweep";
 import { newTab, persistTabs, readSavedTabs, restoreTabs } from "./tabs";
 import { ask, toast } from "./uiState";
 
@@ -101,8 +102,9 @@ export async function openReplacing(workflow: Workflow, name: string): Promise<b
   return openWorkflow(workflow, { name });
 }
 
-/** Read a dropped or chosen file: our JSON directly, anything else through the server's import. */
-async function readWorkflowFile(file: File): Promise<Workflow> {
+/** Read a dropped or chosen file: our JSON directly, anything else through the server's import
+ * (a sweep's grid PNG gives its sweep too). */
+async function readWorkflowFile(file: File): Promise<{ workflow: Workflow; sweep?: SweepDoc }> {
   if (file.name.toLowerCase().endsWith(".json") || file.type === "application/json") {
     const text = await file.text();
     let doc: unknown;
@@ -112,17 +114,19 @@ async function readWorkflowFile(file: File): Promise<Workflow> {
       throw new ApiError(`${file.name} is not valid JSON`, 0);
     }
     const ours = asOurWorkflow(doc);
-    if (ours) return ours;
+    if (ours) return { workflow: ours };
   }
-  return (await api.importFile(file, file.name)).workflow;
+  return await api.importFile(file, file.name);
 }
 
 export async function openFile(file: File): Promise<void> {
   const name = file.name.replace(/\.(json|png|webp|jpe?g)$/i, "") || "untitled";
   try {
-    const workflow = await readWorkflowFile(file);
+    const { workflow, sweep } = await readWorkflowFile(file);
     const ours = file.name.toLowerCase().endsWith(".json") && workflow.format === "latentgraph";
-    if ((await openReplacing(workflow, name)) && !ours) toast("success", `Opened ${file.name}`);
+    if (!(await openReplacing(workflow, name))) return;
+    if (sweep) restoreSweep(sweep);
+    if (!ours) toast("success", sweep ? `Opened ${file.name} with its sweep` : `Opened ${file.name}`);
   } catch (err) {
     toast("error", `Cannot open ${file.name}: ${err instanceof Error ? err.message : String(err)}`);
   }

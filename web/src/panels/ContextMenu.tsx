@@ -7,6 +7,7 @@ import { fitView, flowPosition } from "../editor/flow";
 import { cloneNodes, deleteNodes, graphStore, nodesInFrame, removeEdge, setCollapsed, setColor, setModes, setPinned } from "../editor/graphStore";
 import { addGroup } from "../editor/groups";
 import { makeSubgraph, openSubgraph, saveComponent } from "../editor/subgraphs";
+import { sweepInput } from "../editor/sweep";
 import { ask, openContextMenu, openSearch, startRenaming, uiStore } from "../editor/uiState";
 import { addReroute, addRerouteOnWire } from "../editor/wires";
 import { type EditorNode, FRAME_COLORS, isFrame, isGraphNode } from "../graphModel";
@@ -129,6 +130,11 @@ export function ContextMenu() {
   let extra: ReactNode = null;
   if (node) {
     items = nodeItems(node, nodes);
+    // A widget right-clicked at the workflow's own level (sweeps name its nodes): sweep it.
+    const input = menu.input;
+    if (input && isGraphNode(node) && !node.data.subgraph && !graphStore.get().stack.length) {
+      items.unshift({ label: `Sweep “${input}”…`, action: () => sweepInput(node.id, input), testId: "menu-sweep-input" }, null);
+    }
     if (isGraphNode(node) || isFrame(node)) {
       const targets = node.selected ? nodes.filter((n) => n.selected && (isFrame(node) ? isFrame(n) : isGraphNode(n))).map((n) => n.id) : [node.id];
       extra = <Swatches targets={targets} frame={isFrame(node)} close={close} />;

@@ -27,17 +27,30 @@ function time(value: Job["created"]): string {
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString();
 }
 
-function RunningJob({ job }: { job: Job }) {
+/** The worker column: where a job runs or ran, shown only when some job has one (`serve --ray`). */
+function Worker({ job, shown }: { job: Job; shown: boolean }) {
+  if (!shown) return null;
+  return (
+    <span className="job-worker" data-testid="job-worker" title="the worker that runs it">
+      {job.worker ?? "—"}
+    </span>
+  );
+}
+
+function RunningJob({ job, showWorker }: { job: Job; showWorker: boolean }) {
   const progress = useStore(runStore, (s) => s.progress);
   const executing = useStore(runStore, (s) => s.executing);
-  const current = executing ? progress[executing] : undefined;
+  const runningJob = useStore(runStore, (s) => s.runningJob);
+  // Progress is followed for our own jobs: show it on the one it belongs to.
+  const current = executing && runningJob === job.job_id ? progress[executing] : undefined;
   return (
     <div className="job running" data-testid="queue-running" data-job-id={job.job_id}>
       <div className="job-line">
         <span className="job-status running">running</span>
         <span className="job-id">{shortId(job.job_id)}</span>
-        {executing && <span className="job-node">node #{executing}</span>}
-        <button type="button" className="small danger" onClick={() => void interrupt()}>
+        <Worker job={job} shown={showWorker} />
+        {executing && runningJob === job.job_id && <span className="job-node">node #{executing}</span>}
+        <button type="button" className="small danger" onClick={() => void interrupt(job.job_id)}>
           interrupt
         </button>
       </div>
@@ -50,13 +63,14 @@ function RunningJob({ job }: { job: Job }) {
   );
 }
 
-function HistoryJob({ job }: { job: Job }) {
+function HistoryJob({ job, showWorker }: { job: Job; showWorker: boolean }) {
   const images = job.images ?? [];
   return (
     <div className="job" data-testid="history-job" data-job-id={job.job_id}>
       <div className="job-line">
         <span className={`job-status ${job.status}`}>{job.status}</span>
         <span className="job-id">{shortId(job.job_id)}</span>
+        <Worker job={job} shown={showWorker} />
         <span className="job-time">{time(job.finished ?? job.created)}</span>
         {job.workflow && (
           <button
@@ -84,6 +98,8 @@ function HistoryJob({ job }: { job: Job }) {
 export function QueuePanel() {
   const queue = useStore(runStore, (s) => s.queue);
   const history = useStore(runStore, (s) => s.history);
+  const running = queue.running_jobs ?? (queue.running ? [queue.running] : []);
+  const showWorker = [...running, ...queue.pending, ...history].some((job) => job.worker);
   useEffect(() => {
     void refreshQueue();
     void refreshHistory();
@@ -93,7 +109,7 @@ export function QueuePanel() {
       <div className="panel-title">
         Queue
         <span className="count" data-testid="queue-count">
-          {(queue.running ? 1 : 0) + queue.pending.length}
+          {running.length + queue.pending.length}
         </span>
         <button
           type="button"
@@ -107,12 +123,15 @@ export function QueuePanel() {
         </button>
         <PanelClose />
       </div>
-      {queue.running && <RunningJob job={queue.running} />}
+      {running.map((job) => (
+        <RunningJob key={job.job_id} job={job} showWorker={showWorker} />
+      ))}
       {queue.pending.map((job, i) => (
         <div className="job" key={job.job_id} data-testid="queue-pending" data-job-id={job.job_id}>
           <div className="job-line">
             <span className="job-status pending">#{i + 1}</span>
             <span className="job-id">{shortId(job.job_id)}</span>
+            <Worker job={job} shown={showWorker} />
             <span className="job-time">{time(job.created)}</span>
             <button type="button" className="small" data-testid={`queue-cancel-${job.job_id}`} onClick={() => void cancelJob(job.job_id)}>
               cancel
@@ -120,10 +139,10 @@ export function QueuePanel() {
           </div>
         </div>
       ))}
-      {!queue.running && !queue.pending.length && <div className="panel-empty">Nothing queued</div>}
+      {!running.length && !queue.pending.length && <div className="panel-empty">Nothing queued</div>}
       <div className="panel-title">History</div>
       {history.map((job) => (
-        <HistoryJob key={job.job_id} job={job} />
+        <HistoryJob key={job.job_id} job={job} showWorker={showWorker} />
       ))}
       {!history.length && <div className="panel-empty">No finished jobs</div>}
     </aside>

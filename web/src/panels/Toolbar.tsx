@@ -1,22 +1,31 @@
 // The top bar: workflow name and file actions, edit actions, run controls, panel toggles.
-import { useRef } from "react";
+import { type ReactNode, useRef } from "react";
 import { graphStore, redo, setName, undo } from "../editor/graphStore";
 import { interrupt, queueRuns, validateGraph } from "../editor/run";
 import { runStore } from "../editor/runState";
-import { togglePalette, togglePanel, uiStore } from "../editor/uiState";
+import { type SidePanel, togglePalette, togglePanel, uiStore } from "../editor/uiState";
 import { fitView } from "../editor/flow";
 import { downloadWorkflow, openDefaultWorkflow, openFile } from "../editor/workflowIO";
 import { useStore } from "../store";
 import { openGallery } from "./Notifications";
+
+/** A toolbar button that opens (or folds away) one of the right-hand panels. */
+function PanelButton({ name, title, children }: { name: Exclude<SidePanel, null>; title: string; children: ReactNode }) {
+  const panel = useStore(uiStore, (s) => s.panel);
+  return (
+    <button type="button" className={panel === name ? "on" : ""} onClick={() => togglePanel(name)} title={title} data-testid={`${name}-button`}>
+      {children}
+    </button>
+  );
+}
 
 export function Toolbar() {
   const name = useStore(graphStore, (s) => s.name);
   const canUndo = useStore(graphStore, (s) => s.past.length > 0);
   const canRedo = useStore(graphStore, (s) => s.future.length > 0);
   const connection = useStore(runStore, (s) => s.connection);
-  const queued = useStore(runStore, (s) => (s.queue.running ? 1 : 0) + s.queue.pending.length);
+  const queued = useStore(runStore, (s) => (s.queue.running_jobs?.length ?? (s.queue.running ? 1 : 0)) + s.queue.pending.length);
   const running = useStore(runStore, (s) => s.queue.running !== null);
-  const panel = useStore(uiStore, (s) => s.panel);
   const paletteOpen = useStore(uiStore, (s) => s.paletteOpen);
   const batchCount = useStore(uiStore, (s) => s.batchCount);
   const fileInput = useRef<HTMLInputElement>(null);
@@ -63,15 +72,9 @@ export function Toolbar() {
         <button type="button" onClick={downloadWorkflow} title="Download the workflow as JSON" data-testid="download-button">
           download
         </button>
-        <button
-          type="button"
-          className={panel === "library" ? "on" : ""}
-          onClick={() => togglePanel("library")}
-          title="Saved workflows on the server"
-          data-testid="library-button"
-        >
+        <PanelButton name="library" title="Saved workflows on the server">
           library
-        </button>
+        </PanelButton>
       </div>
       <div className="group">
         <button type="button" onClick={undo} disabled={!canUndo} title="Undo (Ctrl+Z)" data-testid="undo-button">
@@ -108,15 +111,12 @@ export function Toolbar() {
       <button type="button" onClick={() => openGallery()} disabled={!made} title="Images made since the page opened" data-testid="gallery-button">
         gallery <span className="count" data-testid="gallery-count">{made}</span>
       </button>
-      <button
-        type="button"
-        className={panel === "queue" ? "on" : ""}
-        onClick={() => togglePanel("queue")}
-        title="Queue and history"
-        data-testid="queue-button"
-      >
+      <PanelButton name="sweep" title="Sweep: many jobs from this graph, over lists of input values (an XY grid)">
+        sweep
+      </PanelButton>
+      <PanelButton name="queue" title="Queue and history">
         queue <span className="count">{queued}</span>
-      </button>
+      </PanelButton>
     </header>
   );
 }
