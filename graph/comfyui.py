@@ -425,7 +425,8 @@ def _positional_widgets(spec, names, values: list, controls: dict) -> dict:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # An int of any size is finite (math.isfinite would overflow converting a 400-digit one to float).
+    return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and math.isfinite(value)
 
 
 def _pair(value) -> list | None:

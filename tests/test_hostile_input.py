@@ -321,6 +321,22 @@ def test_comfyui_editor_only_garbage_is_left_out():
     assert "ui" not in converted and "mode" not in first and "position" not in first.get("ui", {})
 
 
+def test_huge_integer_positions_in_a_comfyui_editor_file_are_left_out():
+    """Found by the long fuzz run: a 400-digit node position raised OverflowError (float conversion)."""
+    doc = json.loads((ROOT / "tests/data/comfyui/txt2img_ui.json").read_text())
+    kept = load_workflow(doc)["nodes"]
+    first, second = [node for node in doc["nodes"] if str(node["id"]) in kept][:2]
+    assert "position" in kept[str(first["id"])]["ui"] and "size" in kept[str(second["id"])]["ui"]
+    huge = 10 ** 400
+    first["pos"] = [huge, 0]
+    second["size"] = {"0": -huge, "1": 5}
+    doc.setdefault("extra", {})["ds"] = {"scale": huge, "offset": [huge, 1]}
+    loaded = load_workflow(doc)
+    assert "position" not in loaded["nodes"][str(first["id"])].get("ui", {})
+    assert "size" not in loaded["nodes"][str(second["id"])].get("ui", {})
+    assert load_workflow(json.loads(json.dumps(loaded))) == loaded  # what it returns loads again as it is
+
+
 def test_found_by_fuzzing(bare, monkeypatch):
     """Shapes the fuzz test found after the subgraph format arrived (tests/test_fuzz_workflows.py)."""
     # A sampler whose sampler_name comes from a node with its own error: no cross-input check on a
