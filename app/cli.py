@@ -389,7 +389,9 @@ def cmd_run(args) -> int:
         except NodeError as exc:
             bars.close()
             print(f"{path}: failed: {exc.error.message}", file=sys.stderr)
-            entry.update(status="error", errors=[exc.error.to_json()], **exc.result.to_json())
+            entry.update(status="error", errors=[exc.error.to_json()])
+            if exc.result is not None:  # a pool worker's failure may come back without one
+                entry.update(exc.result.to_json())
             worst = max(worst, EXIT_FAILED)
             continue
         except (Interrupted, KeyboardInterrupt):

@@ -61,6 +61,7 @@ class NodeError(Exception):
 
     def __init__(self, error: GraphError):
         self.error = error
+        self.result = None  # the run's RunResult (what was computed before the failure), where known
         super().__init__(error.message)
 
 

@@ -351,7 +351,9 @@ class RayPool:
         self._names += 1
         name = f"w{self._names}"
         # The driver's settings but the device and threads; the folders are the worker's own.
-        settings = {**dataclasses.asdict(self.settings), "models": str(self.settings.models),
+        # Field by field, not asdict: that would turn the nested Limits into a dict.
+        fields = {f.name: getattr(self.settings, f.name) for f in dataclasses.fields(self.settings)}
+        settings = {**fields, "models": str(self.settings.models),
                     "device": "cuda" if self.gpus else "cpu", "threads": self.threads}
         for folder in ("input", "output", "temp"):
             settings.pop(folder)
