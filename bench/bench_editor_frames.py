@@ -7,6 +7,12 @@ intervals from requestAnimationFrame (tests/editor_frames.py). Scenarios run in 
 rounds; the table gives, per scenario, the median over rounds of each statistic and its range.
 
     python bench/bench_editor_frames.py [--rounds 3] [--seconds 3] [--no-write]
+    python bench/bench_editor_frames.py --run-threads   # only "during a run": server threads default vs 1
+
+On a CPU the server's sampling shares the cores with the browser's software rendering; the second
+form measures how much of a run's frame cost is that competition (a GPU user's sampler leaves the
+CPU to the browser) by running the same scenario against a server with torch's default threads and
+one started with `--threads 1`, interleaved.
 """
 from __future__ import annotations
 
@@ -102,6 +108,34 @@ def run(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], dict]:
     return [(name, summarise(samples)) for name, samples in results.items()], info
 
 
+def run_threads(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], dict]:
+    """Baseline and "during a run" against two servers, torch's default threads and `--threads 1`."""
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, list[dict]] = {}
+    txt2img = json.loads(DEFAULT_WORKFLOW.read_text())
+    info: dict = {"cpu": cpu_name(), "cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory() as tmp_a, tempfile.TemporaryDirectory() as tmp_b, \
+            running_server(make_server_dirs(Path(tmp_a))) as default_url, \
+            running_server(make_server_dirs(Path(tmp_b)), ("--threads", "1")) as one_url, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        info["chromium"] = browser.version
+        servers = [("torch's default threads", default_url), ("--threads 1", one_url)]
+        for r in range(rounds):
+            for label, url in (servers if r % 2 == 0 else servers[::-1]):
+                with editor_page(browser, url, 1600, 1000, init_script=COUNT_EVENTS_JS) as page:
+                    s = baseline(page, txt2img, seconds / 2)
+                    results.setdefault(f"7 nodes: the machine's baseline (server: {label})", []).append(s)
+                    show(f"round {r + 1}: baseline, {label}", s)
+                    s = run_with_progress(page, txt2img, seconds)
+                    results.setdefault(f"300 nodes, fit view, pan during a run (server: {label})", []).append(s)
+                    show(f"round {r + 1}: during a run, {label}", s)
+        browser.close()
+    info["load_after"] = os.getloadavg()[0]
+    return [(name, summarise(samples)) for name, samples in sorted(results.items())], info
+
+
 def table(rows: list[tuple[str, dict]]) -> str:
     lines = ["| scenario | frames | median ms | p95 ms | max ms |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, s in rows:
@@ -126,7 +160,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md alone")
+    parser.add_argument("--run-threads", action="store_true",
+                        help="only the run scenario, against a server with torch's default threads and one with "
+                             "--threads 1 (prints the table, leaves docs/benchmarks.md alone)")
     args = parser.parse_args()
+    if args.run_threads:
+        rows, info = run_threads(args.rounds, args.seconds)
+        print(f"\nload average {info['load_before']:.1f} before, {info['load_after']:.1f} after; "
+              f"Chromium {info['chromium']}\n")
+        print(table(rows))
+        return
     rows, info = run(args.rounds, args.seconds)
     print()
     print(table(rows))
