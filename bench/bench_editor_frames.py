@@ -51,6 +51,7 @@ from editor_frames import (  # noqa: E402
 
 SCENARIOS = [(300, "fit"), (300, "close"), (1000, "fit"), (1000, "close")]
 SECTION = "## Editor frame times (issue 25)"
+END_MARKER = "<!-- bench_editor_frames: end (the script rewrites the section above this line; what follows is kept) -->"
 
 
 def cpu_name() -> str:
@@ -144,14 +145,22 @@ def table(rows: list[tuple[str, dict]]) -> str:
 
 
 def write_section(text: str) -> None:
+    """Replace the section's generated part: up to its end marker (notes after it stay), else to the
+    next section."""
     path = ROOT / "docs" / "benchmarks.md"
     doc = path.read_text()
+    text = text.rstrip("\n") + "\n" + END_MARKER + "\n"
     start = doc.find(SECTION)
-    if start >= 0:
-        end = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + (doc[end:] if end >= 0 else "\n")
+    if start < 0:
+        path.write_text(doc.rstrip("\n") + "\n\n" + text)
+        return
+    marker = doc.find(END_MARKER, start)
+    if marker >= 0:
+        rest = doc[marker + len(END_MARKER):].lstrip("\n")
+        doc = doc[:start] + text + ("\n" + rest if rest else "")
     else:
-        doc = doc.rstrip("\n") + "\n\n" + text
+        end = doc.find("\n## ", start + len(SECTION))
+        doc = doc[:start] + text + (doc[end:] if end >= 0 else "")
     path.write_text(doc)
 
 
