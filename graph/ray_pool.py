@@ -350,13 +350,8 @@ class RayPool:
     def _add_worker(self) -> Worker:
         self._names += 1
         name = f"w{self._names}"
-        # The driver's settings but the device and threads; the folders are the worker's own.
-        # Field by field, not asdict: that would turn the nested Limits into a dict.
-        fields = {f.name: getattr(self.settings, f.name) for f in dataclasses.fields(self.settings)}
-        settings = {**fields, "models": str(self.settings.models),
-                    "device": "cuda" if self.gpus else "cpu", "threads": self.threads}
-        for folder in ("input", "output", "temp"):
-            settings.pop(folder)
+        # The driver's settings but the device and threads (the worker replaces the folders with its own).
+        settings = dataclasses.replace(self.settings, device="cuda" if self.gpus else "cpu", threads=self.threads)
         actor = _actor_class().options(
             num_cpus=self.threads, num_gpus=1 if self.gpus else 0, max_concurrency=4, max_restarts=0,
         ).remote(name, settings, self.threads, self.previews)

@@ -13,6 +13,7 @@ The actor is threaded (see ray_pool), so `interrupt` and `holdings` are answered
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import queue
 import shutil
@@ -31,9 +32,9 @@ DONE = "_done"  # the type of a job's last event
 
 
 class ExecutorWorker:
-    def __init__(self, name: str, settings: dict, threads: int, previews: bool = True):
-        """`settings`: Settings fields (the driver's); the folders for inputs, outputs and previews
-        are replaced by this worker's scratch folders. `threads`: torch threads on the CPU."""
+    def __init__(self, name: str, settings: Settings, threads: int, previews: bool = True):
+        """`settings`: the driver's, for this worker's device; the folders for inputs, outputs and
+        previews are replaced by this worker's scratch folders. `threads`: torch threads on the CPU."""
         from latentgraph.cli import _quiet_libraries
 
         torch.set_num_threads(threads)
@@ -44,7 +45,7 @@ class ExecutorWorker:
         folders = {sub: self.scratch / sub for sub in ("input", "output", "temp")}
         for folder in folders.values():
             folder.mkdir()
-        self.executor = Executor(Settings(**{**settings, **folders}), previews=previews)
+        self.executor = Executor(dataclasses.replace(settings, **folders), previews=previews)
         self._interrupt_for: str | None = None  # the job id an interrupt was asked for
         self._running: str | None = None
         self._events: dict[str, queue.Queue] = {}  # job id -> its events not yet fetched

@@ -46,8 +46,6 @@ class Settings:
     def __post_init__(self):
         for name in ("models", "input", "output", "temp"):
             setattr(self, name, Path(getattr(self, name)))
-        if isinstance(self.limits, dict):  # as dataclasses.asdict(settings) gives it
-            self.limits = Limits(**self.limits)
         self.cache_budget = parse_bytes(self.cache_budget)
         self.model_budget = parse_bytes(self.model_budget)
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
