@@ -8,11 +8,16 @@ rounds; the table gives, per scenario, the median over rounds of each statistic 
 
     python bench/bench_editor_frames.py [--rounds 3] [--seconds 3] [--no-write]
     python bench/bench_editor_frames.py --run-threads   # only "during a run": server threads default vs 1
+    python bench/bench_editor_frames.py --detail-delay  # zooming: more detail at once vs once it rests
 
 On a CPU the server's sampling shares the cores with the browser's software rendering; the second
 form measures how much of a run's frame cost is that competition (a GPU user's sampler leaves the
 CPU to the browser) by running the same scenario against a server with torch's default threads and
 one started with `--threads 1`, interleaved.
+
+The third compares, for the zoom scenarios, the editor's rule of drawing more detail only once the
+zoom has rested (window.latentgraph.zoomDetail.delayMs, 150) with switching at once (0), interleaved
+in one page.
 """
 from __future__ import annotations
 
@@ -137,7 +142,49 @@ def run_threads(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], di
     return [(name, summarise(samples)) for name, samples in sorted(results.items())], info
 
 
+DELAYS = (0, 150)
+
+
+def detail_delay(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], dict]:
+    """Zoom scenarios with more detail drawn at once (delay 0) and once the zoom rests (150 ms)."""
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, list[dict]] = {}
+    info: dict = {"cpu": cpu_name(), "cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory() as tmp, running_server(make_server_dirs(Path(tmp))) as url, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        info["chromium"] = browser.version
+        with editor_page(browser, url, 1600, 1000) as page:
+            for r in range(rounds):
+                for nodes, view in ((300, "fit"), (300, "close"), (1000, "fit")):
+                    for delay in (DELAYS if r % 2 == 0 else DELAYS[::-1]):
+                        open_large_graph(page, nodes, None if view == "fit" else 1.0)
+                        page.evaluate("(ms) => { window.latentgraph.zoomDetail.delayMs = ms; }", delay)
+                        settle(page)
+                        times = measure(page, "zoom", seconds)
+                        s = stats(times) | {"slow": 100 * sum(t > 25 for t in times) / len(times)}
+                        name = f"{nodes} nodes, {view} view, zoom; more detail after {delay} ms"
+                        results.setdefault(name, []).append(s)
+                        show(f"round {r + 1}: {nodes} {view} zoom, delay {delay}", s)
+        browser.close()
+    info["load_after"] = os.getloadavg()[0]
+    rows = []
+    for name, samples in sorted(results.items()):
+        row = summarise(samples)
+        row["slow"] = tuple(f(s["slow"] for s in samples) for f in (statistics.median, min, max))
+        rows.append((name, row))
+    return rows, info
+
+
 def table(rows: list[tuple[str, dict]]) -> str:
+    if all("slow" in s for _, s in rows):
+        lines = ["| scenario | frames | median ms | p95 ms | max ms | frames over 25 ms, % |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for name, s in rows:
+            lines.append(f"| {name} | {s['frames']} | {cell(s['median'])} | {cell(s['p95'])} | {cell(s['max'])} "
+                         f"| {cell(s['slow'])} |")
+        return "\n".join(lines)
     lines = ["| scenario | frames | median ms | p95 ms | max ms |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, s in rows:
         lines.append(f"| {name} | {s['frames']} | {cell(s['median'])} | {cell(s['p95'])} | {cell(s['max'])} |")
@@ -172,9 +219,12 @@ def main() -> None:
     parser.add_argument("--run-threads", action="store_true",
                         help="only the run scenario, against a server with torch's default threads and one with "
                              "--threads 1 (prints the table, leaves docs/benchmarks.md alone)")
+    parser.add_argument("--detail-delay", action="store_true",
+                        help="only the zoom scenarios, more detail at once vs once the zoom rests (prints the table, "
+                             "leaves docs/benchmarks.md alone)")
     args = parser.parse_args()
-    if args.run_threads:
-        rows, info = run_threads(args.rounds, args.seconds)
+    if args.run_threads or args.detail_delay:
+        rows, info = (run_threads if args.run_threads else detail_delay)(args.rounds, args.seconds)
         print(f"\nload average {info['load_before']:.1f} before, {info['load_after']:.1f} after; "
               f"Chromium {info['chromium']}\n")
         print(table(rows))

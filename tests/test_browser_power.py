@@ -402,3 +402,40 @@ def test_images_survive_a_reload_and_the_gallery_pages_through_them(big):
     page.wait_for_function(
         "() => { const i = document.querySelector('[data-testid=node-7] [data-testid=node-image]');"
         " return i && i.complete && i.naturalWidth === 64; }")
+
+
+def test_zoom_shows_less_detail_at_once_and_more_once_it_rests(big):
+    """Zoomed out past 0.5 a node draws its light version (values as text) at once; zooming back in,
+    its form controls come back only once the zoom has rested, so a wheel gesture that crosses the
+    threshold back and forth redraws nothing until it ends (docs/benchmarks.md)."""
+    page = big
+    controls = "[data-testid=node-4] input"  # the EmptyLatentImage's number fields
+    assert page.locator(controls).count() >= 3
+    flow = "window.latentgraph.flow()"
+    level = "document.querySelector('.canvas').dataset.zoom"
+    page.evaluate(f"{flow}.setViewport({{x: 200, y: 200, zoom: 0.4}})")
+    assert page.evaluate(level) == "far"  # less detail: in the same task as the zoom
+    page.locator("[data-testid=node-4] .widget-text").first.wait_for()
+    assert page.locator(controls).count() == 0
+    # Zoom in past the threshold and keep zooming: nothing switches while the zoom moves. (A long
+    # rest time here, so that a slow machine's timers cannot make the steps look like rests.)
+    page.evaluate("window.latentgraph.zoomDetail.delayMs = 1500")
+    seen = page.evaluate(f"""async () => {{
+      const seen = [];
+      for (let i = 0; i < 10; i++) {{
+        {flow}.setViewport({{x: 200, y: 200, zoom: 0.6 + 0.02 * i}});
+        await new Promise((r) => setTimeout(r, 30));
+        seen.push({level});
+      }}
+      return seen;
+    }}""")
+    assert set(seen) == {"far"}, seen
+    assert page.locator(controls).count() == 0
+    page.wait_for_function(f"() => {level} === 'near'", timeout=10_000)
+    page.locator(controls).first.wait_for()
+    assert page.locator("[data-testid=node-4] .widget-text").count() == 0
+    # With no rest time (the bench's comparison) more detail is immediate too.
+    page.evaluate("window.latentgraph.zoomDetail.delayMs = 0")
+    page.evaluate(f"{flow}.setViewport({{x: 200, y: 200, zoom: 0.4}})")
+    page.evaluate(f"{flow}.setViewport({{x: 200, y: 200, zoom: 0.8}})")
+    assert page.evaluate(level) == "near"

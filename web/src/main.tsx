@@ -8,6 +8,7 @@ import { getFlowInstance } from "./editor/flow";
 import { graphStore } from "./editor/graphStore";
 import { flushEvents, runStore as run } from "./editor/runState";
 import { tabsStore } from "./editor/tabs";
+import { zoomDetail } from "./editor/uiState";
 import { currentWorkflow, openWorkflow } from "./editor/workflowIO";
 
 // A small scripting hook (browser console, end-to-end tests): read or replace the open workflow.
@@ -20,6 +21,7 @@ import { currentWorkflow, openWorkflow } from "./editor/workflowIO";
   flushEvents,
   catalog: () => catalogStore.get().catalog,
   flow: getFlowInstance,
+  zoomDetail,
 };
 
 createRoot(document.getElementById("root")!).render(

@@ -25,7 +25,7 @@ import { flowPosition, pointer, setFlowInstance } from "./flow";
 import { addNode, connect, graphStore, isValidConnection, onEdgesChange, onNodesChange, setViewport, startDrag } from "./graphStore";
 import { runStore } from "./runState";
 import { insertComponent } from "./subgraphs";
-import { MINIMAP_AUTO_LIMIT, openContextMenu, openSearch, toggleMinimap, uiStore, zoomStore } from "./uiState";
+import { MINIMAP_AUTO_LIMIT, openContextMenu, openSearch, toggleMinimap, uiStore, zoomDetail, zoomStore } from "./uiState";
 import { addRerouteOnWire, endNewWire, pickUpWire, socketType } from "./wires";
 import { openFile } from "./workflowIO";
 
@@ -50,8 +50,6 @@ function miniMapColor(node: EditorNode): string {
 const LEVELS = ["tiny", "far", "near"] as const;
 type ZoomLevelName = (typeof LEVELS)[number];
 const levelAt = (zoom: number): ZoomLevelName => (zoom < TINY_ZOOM ? "tiny" : zoom < FAR_ZOOM ? "far" : "near");
-/** How long the zoom must rest before nodes draw more detail. */
-const DETAIL_DELAY_MS = 150;
 
 /**
  * Marks the canvas with how far it is zoomed out (data-zoom "far" below FAR_ZOOM, "tiny" below
@@ -59,7 +57,7 @@ const DETAIL_DELAY_MS = 150;
  * thousands of them when zoomed out) and, when tiny, the text of nodes. A class on one element
  * costs one style pass; re-rendering every node would cost much more.
  *
- * Less detail is shown at once; more detail only once the zoom has rested for DETAIL_DELAY_MS, so
+ * Less detail is shown at once; more detail only once the zoom has rested (zoomDetail.delayMs), so
  * that a wheel gesture crossing a threshold back and forth redraws every node on screen once, at
  * its end, not at each crossing (measured: half the slow frames of zooming a 300-node graph; see
  * docs/benchmarks.md). The light version has the same sizes, so nothing moves when it switches.
@@ -82,8 +80,8 @@ function ZoomLevel({ target }: { target: RefObject<HTMLDivElement | null> }) {
       const level = levelAt(zoom);
       clearTimeout(timer);
       timer = undefined;
-      if (LEVELS.indexOf(level) < LEVELS.indexOf(shown)) show(level);
-      else if (level !== shown) timer = setTimeout(() => show(levelAt(zoom)), DETAIL_DELAY_MS);
+      if (LEVELS.indexOf(level) < LEVELS.indexOf(shown) || (level !== shown && zoomDetail.delayMs <= 0)) show(level);
+      else if (level !== shown) timer = setTimeout(() => show(levelAt(zoom)), zoomDetail.delayMs);
     });
     return () => {
       unsubscribe();

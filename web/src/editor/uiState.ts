@@ -179,3 +179,7 @@ export function startRenaming(nodeId: string | null): void {
 /** How far the canvas is zoomed out ("near", "far", "tiny"), set by the canvas when it crosses a
  * threshold: nodes read it here instead of each following every zoom step of React Flow's store. */
 export const zoomStore = createStore<{ level: "near" | "far" | "tiny" }>({ level: "near" });
+
+/** How long the zoom must rest before nodes draw more detail (0: at once). A setting, not a
+ * constant, so that bench/bench_editor_frames.py can compare the two through window.latentgraph. */
+export const zoomDetail = { delayMs: 150 };
