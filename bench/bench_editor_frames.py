@@ -235,12 +235,14 @@ def main() -> None:
     targets = (f"Targets (issue 25): 300 nodes median ≤ {TARGETS['300_median']:.0f} ms and p95 ≤ "
                f"{TARGETS['300_p95']:.0f} ms; 1,000 nodes p95 ≤ {TARGETS['1000_p95']:.0f} ms; during a run no\n"
                f"frame over {TARGETS['run_max']:.0f} ms.")
+    # The browser and the server share this machine's cores; other work on it shows in the load.
+    busy = "**shared with other work**" if info["load_before"] > 1.5 else "quiet (no other work running)"
     section = f"""{SECTION}
 
 `python bench/bench_editor_frames.py --rounds {args.rounds} --seconds {args.seconds:g}`
 ({datetime.date.today().isoformat()}; Chromium {info['chromium']} headless with `--disable-gpu`, software
-rendering; {info['cpu']}, {info['cores']} cores **shared with other work**: load average
-{info['load_before']:.1f} before, {info['load_after']:.1f} after).
+rendering; {info['cpu']}, {info['cores']} cores, {busy}: load average {info['load_before']:.1f} before,
+{info['load_after']:.1f} after).
 
 Chains of six image nodes with their widgets at 1600 × 1000; "fit" shows the whole graph, "close"
 is zoom 1 (about a dozen nodes on screen). Pan: one pointer move per frame; zoom: one wheel step per
