@@ -22,6 +22,7 @@ in one page.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -72,8 +73,7 @@ def show(label: str, s: dict) -> None:
     print(f"{label}: " + ", ".join(f"{k} {v:.1f}" for k, v in s.items()), flush=True)
 
 
-def summarise(samples: list[dict]) -> dict:
-    keys = ("median", "p95", "max")
+def summarise(samples: list[dict], keys: tuple[str, ...] = ("median", "p95", "max")) -> dict:
     return {k: (statistics.median(s[k] for s in samples), min(s[k] for s in samples), max(s[k] for s in samples))
             for k in keys} | {"frames": sum(s["frames"] for s in samples)}
 
@@ -83,16 +83,26 @@ def cell(value: tuple[float, float, float]) -> str:
     return f"{mid:.1f} ({low:.1f}–{high:.1f})"
 
 
-def run(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], dict]:
+@contextlib.contextmanager
+def chromium():
+    """Chromium as the tests launch it, and `info`, what the table's header says of the machine:
+    the load average is read before (and after) everything the block starts, servers included."""
     from playwright.sync_api import sync_playwright
 
-    results: dict[str, list[dict]] = {}
-    txt2img = json.loads(DEFAULT_WORKFLOW.read_text())
     info: dict = {"cpu": cpu_name(), "cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
-    with tempfile.TemporaryDirectory() as tmp, running_server(make_server_dirs(Path(tmp))) as url, \
-            sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         info["chromium"] = browser.version
+        yield browser, info
+        browser.close()
+    info["load_after"] = os.getloadavg()[0]
+
+
+def run(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], dict]:
+    results: dict[str, list[dict]] = {}
+    txt2img = json.loads(DEFAULT_WORKFLOW.read_text())
+    with chromium() as (browser, info), tempfile.TemporaryDirectory() as tmp, \
+            running_server(make_server_dirs(Path(tmp))) as url:
         with editor_page(browser, url, 1600, 1000, init_script=COUNT_EVENTS_JS) as page:
             for r in range(rounds):
                 order = SCENARIOS if r % 2 == 0 else list(reversed(SCENARIOS))
@@ -109,24 +119,17 @@ def run(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], dict]:
                 s = run_with_progress(page, txt2img, seconds)
                 results.setdefault("300 nodes, fit view, pan during a run", []).append(s)
                 show(f"round {r + 1}: during a run", s)
-        browser.close()
-    info["load_after"] = os.getloadavg()[0]
     return [(name, summarise(samples)) for name, samples in results.items()], info
 
 
 def run_threads(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], dict]:
     """Baseline and "during a run" against two servers, torch's default threads and `--threads 1`."""
-    from playwright.sync_api import sync_playwright
-
     results: dict[str, list[dict]] = {}
     txt2img = json.loads(DEFAULT_WORKFLOW.read_text())
-    info: dict = {"cpu": cpu_name(), "cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
-    with tempfile.TemporaryDirectory() as tmp_a, tempfile.TemporaryDirectory() as tmp_b, \
+    with chromium() as (browser, info), tempfile.TemporaryDirectory() as tmp_a, \
+            tempfile.TemporaryDirectory() as tmp_b, \
             running_server(make_server_dirs(Path(tmp_a))) as default_url, \
-            running_server(make_server_dirs(Path(tmp_b)), ("--threads", "1")) as one_url, \
-            sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        info["chromium"] = browser.version
+            running_server(make_server_dirs(Path(tmp_b)), ("--threads", "1")) as one_url:
         servers = [("torch's default threads", default_url), ("--threads 1", one_url)]
         for r in range(rounds):
             for label, url in (servers if r % 2 == 0 else servers[::-1]):
@@ -137,8 +140,6 @@ def run_threads(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], di
                     s = run_with_progress(page, txt2img, seconds)
                     results.setdefault(f"300 nodes, fit view, pan during a run (server: {label})", []).append(s)
                     show(f"round {r + 1}: during a run, {label}", s)
-        browser.close()
-    info["load_after"] = os.getloadavg()[0]
     return [(name, summarise(samples)) for name, samples in sorted(results.items())], info
 
 
@@ -147,14 +148,9 @@ DELAYS = (0, 150)
 
 def detail_delay(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], dict]:
     """Zoom scenarios with more detail drawn at once (delay 0) and once the zoom rests (150 ms)."""
-    from playwright.sync_api import sync_playwright
-
     results: dict[str, list[dict]] = {}
-    info: dict = {"cpu": cpu_name(), "cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
-    with tempfile.TemporaryDirectory() as tmp, running_server(make_server_dirs(Path(tmp))) as url, \
-            sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        info["chromium"] = browser.version
+    with chromium() as (browser, info), tempfile.TemporaryDirectory() as tmp, \
+            running_server(make_server_dirs(Path(tmp))) as url:
         with editor_page(browser, url, 1600, 1000) as page:
             for r in range(rounds):
                 for nodes, view in ((300, "fit"), (300, "close"), (1000, "fit")):
@@ -167,27 +163,20 @@ def detail_delay(rounds: int, seconds: float) -> tuple[list[tuple[str, dict]], d
                         name = f"{nodes} nodes, {view} view, zoom; more detail after {delay} ms"
                         results.setdefault(name, []).append(s)
                         show(f"round {r + 1}: {nodes} {view} zoom, delay {delay}", s)
-        browser.close()
-    info["load_after"] = os.getloadavg()[0]
-    rows = []
-    for name, samples in sorted(results.items()):
-        row = summarise(samples)
-        row["slow"] = tuple(f(s["slow"] for s in samples) for f in (statistics.median, min, max))
-        rows.append((name, row))
-    return rows, info
+    keys = ("median", "p95", "max", "slow")
+    return [(name, summarise(samples, keys)) for name, samples in sorted(results.items())], info
+
+
+COLUMNS = [("median", "median ms"), ("p95", "p95 ms"), ("max", "max ms"), ("slow", "frames over 25 ms, %")]
 
 
 def table(rows: list[tuple[str, dict]]) -> str:
-    if all("slow" in s for _, s in rows):
-        lines = ["| scenario | frames | median ms | p95 ms | max ms | frames over 25 ms, % |",
-                 "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for name, s in rows:
-            lines.append(f"| {name} | {s['frames']} | {cell(s['median'])} | {cell(s['p95'])} | {cell(s['max'])} "
-                         f"| {cell(s['slow'])} |")
-        return "\n".join(lines)
-    lines = ["| scenario | frames | median ms | p95 ms | max ms |", "| --- | ---: | ---: | ---: | ---: |"]
+    """A markdown table of `rows`, with each column of COLUMNS that every row has."""
+    columns = [(key, head) for key, head in COLUMNS if all(key in s for _, s in rows)]
+    lines = ["| scenario | frames | " + " | ".join(head for _, head in columns) + " |",
+             "| --- | ---: |" + " ---: |" * len(columns)]
     for name, s in rows:
-        lines.append(f"| {name} | {s['frames']} | {cell(s['median'])} | {cell(s['p95'])} | {cell(s['max'])} |")
+        lines.append(f"| {name} | {s['frames']} | " + " | ".join(cell(s[key]) for key, _ in columns) + " |")
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ import { flowPosition, pointer, setFlowInstance } from "./flow";
 import { addNode, connect, graphStore, isValidConnection, onEdgesChange, onNodesChange, setViewport, startDrag } from "./graphStore";
 import { runStore } from "./runState";
 import { insertComponent } from "./subgraphs";
-import { MINIMAP_AUTO_LIMIT, openContextMenu, openSearch, toggleMinimap, uiStore, zoomDetail, zoomStore } from "./uiState";
+import { MINIMAP_AUTO_LIMIT, openContextMenu, openSearch, toggleMinimap, uiStore, ZOOM_LEVELS, zoomDetail, type ZoomLevelName, zoomStore } from "./uiState";
 import { addRerouteOnWire, endNewWire, pickUpWire, socketType } from "./wires";
 import { openFile } from "./workflowIO";
 
@@ -47,8 +47,6 @@ function miniMapColor(node: EditorNode): string {
   return node.data.color ?? (node.data.mode === "active" ? "#4a4f5a" : "#2a2d33");
 }
 
-const LEVELS = ["tiny", "far", "near"] as const;
-type ZoomLevelName = (typeof LEVELS)[number];
 const levelAt = (zoom: number): ZoomLevelName => (zoom < TINY_ZOOM ? "tiny" : zoom < FAR_ZOOM ? "far" : "near");
 
 /**
@@ -60,7 +58,8 @@ const levelAt = (zoom: number): ZoomLevelName => (zoom < TINY_ZOOM ? "tiny" : zo
  * Less detail is shown at once; more detail only once the zoom has rested (zoomDetail.delayMs), so
  * that a wheel gesture crossing a threshold back and forth redraws every node on screen once, at
  * its end, not at each crossing (measured zooming a 300-node graph in the fit view: 3% of frames
- * over 25 ms instead of 17%; docs/benchmarks.md). The light version has the same sizes, so nothing moves when it switches.
+ * over 25 ms instead of 17%; docs/benchmarks.md). The light version has the same sizes, so nothing
+ * moves when it switches.
  */
 function ZoomLevel({ target }: { target: RefObject<HTMLDivElement | null> }) {
   const store = useStoreApi();
@@ -80,7 +79,7 @@ function ZoomLevel({ target }: { target: RefObject<HTMLDivElement | null> }) {
       const level = levelAt(zoom);
       clearTimeout(timer); // still moving: no more detail yet
       if (level === shown) return;
-      if (LEVELS.indexOf(level) < LEVELS.indexOf(shown) || zoomDetail.delayMs <= 0) show(level);
+      if (ZOOM_LEVELS.indexOf(level) < ZOOM_LEVELS.indexOf(shown) || zoomDetail.delayMs <= 0) show(level);
       else timer = setTimeout(() => show(levelAt(zoom)), zoomDetail.delayMs);
     });
     return () => {

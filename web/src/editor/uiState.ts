@@ -178,7 +178,9 @@ export function startRenaming(nodeId: string | null): void {
 
 /** How far the canvas is zoomed out ("near", "far", "tiny"), set by the canvas when it crosses a
  * threshold: nodes read it here instead of each following every zoom step of React Flow's store. */
-export const zoomStore = createStore<{ level: "near" | "far" | "tiny" }>({ level: "near" });
+export const ZOOM_LEVELS = ["tiny", "far", "near"] as const; // from the least detail to the most
+export type ZoomLevelName = (typeof ZOOM_LEVELS)[number];
+export const zoomStore = createStore<{ level: ZoomLevelName }>({ level: "near" });
 
 /** How long the zoom must rest before nodes draw more detail (0: at once). A setting, not a
  * constant, so that bench/bench_editor_frames.py can compare the two through window.latentgraph. */
